@@ -1,0 +1,145 @@
+"""Command line: ``python -m benchmark {list,run,data check,leaderboard,check}``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _run_parser(sub) -> None:
+    r = sub.add_parser("run", help="train and evaluate one representation x model under a protocol")
+    r.add_argument("--rep", required=True)
+    r.add_argument("--model", required=True)
+    r.add_argument("--protocol", required=True)
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--data-root", help="folder holding casme2/ samm/ smic/ casme3/ megc2019/")
+    src.add_argument("--data", choices=["synthetic"], help="the embedded synthetic dataset (default without --data-root)")
+    r.add_argument("--dataset", help="restrict the protocol to one database (e.g. casme2)")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--seeds", help="comma-separated, e.g. 1,2,3")
+    r.add_argument("--selection", choices=["fixed", "inner-val", "oracle"])
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--out", help="parent folder of run folders (default runs/)")
+    r.add_argument("--config", help="YAML file of run settings (CLI flags override it)")
+    r.add_argument("--rep-param", action="append", default=[], metavar="K=V", help="representation hyperparameter")
+    r.add_argument("--model-param", action="append", default=[], metavar="K=V", help="model hyperparameter")
+    r.add_argument("--n-boot", type=int)
+    r.add_argument("--label", help="tag shown in the leaderboard")
+    r.add_argument("--allow-contamination", action="store_true", default=None)
+    r.add_argument("--json", action="store_true", help="print metrics.json")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _parse_params(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: parameter {item!r} is not K=V")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered representations, models, protocols and compatible pairs")
+    _run_parser(sub)
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="read a database folder and report counts and defects")
+    c.add_argument("--dataset", required=True)
+    c.add_argument("--root", required=True)
+    c.add_argument("--json", action="store_true")
+    lb = sub.add_parser("leaderboard", help="generate markdown leaderboards from run folders")
+    lb.add_argument("--runs", action="append", help="folder(s) of run folders (default results/runs)")
+    lb.add_argument("--out", default="results/LEADERBOARD.md")
+    ck = sub.add_parser("check", help="CI regression check against results/baselines.json")
+    ck.add_argument("--baselines", default="results/baselines.json")
+    ck.add_argument("--update", action="store_true", help="rewrite the baselines from this run")
+    return ap
+
+
+def cmd_list(_args) -> int:
+    from models import MODELS
+    from protocols import PROTOCOLS
+    from representations import REPRESENTATIONS
+
+    reps = {n: REPRESENTATIONS.get(n) for n in REPRESENTATIONS.names()}
+    models = {n: MODELS.get(n) for n in MODELS.names()}
+    print("representations:", ", ".join(f"{n} ({r.kind})" for n, r in reps.items()))
+    print("models:         ", ", ".join(f"{n} ({'/'.join(sorted(m.accepts))})" for n, m in models.items()))
+    print("protocols:      ", ", ".join(PROTOCOLS.names()))
+    print("compatible pairs:")
+    for n, r in reps.items():
+        ok = [m for m, cls in models.items() if r.kind in cls.accepts]
+        print(f"  {n:<12} -> {', '.join(ok) or '(none)'}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from benchmark.config import resolve
+    from benchmark.runner import execute, load_metrics
+
+    cli = {
+        "rep": args.rep, "model": args.model, "protocol": args.protocol, "data_root": args.data_root,
+        "data": "real" if args.data_root else "synthetic", "dataset": args.dataset, "epochs": args.epochs,
+        "seeds": [int(s) for s in args.seeds.split(",")] if args.seeds else None,
+        "selection": args.selection, "device": args.device, "out": args.out, "n_boot": args.n_boot,
+        "label": args.label, "allow_contamination": args.allow_contamination,
+        "rep_params": _parse_params(args.rep_param) or None, "model_params": _parse_params(args.model_param) or None,
+    }
+    cfg = resolve(cli, args.config)
+    run = execute(cfg, progress=not args.quiet)
+    m = load_metrics(run)
+    if args.json:
+        print(json.dumps(m, indent=2))
+        return 0
+    o = m["metrics"]["overall"]
+    flag = "  [ORACLE: epoch chosen on the test fold]" if m["oracle"] else ""
+    print(f"{m['rep']} + {m['model']} on {m['protocol']}{'/' + m['dataset'] if m['dataset'] else ''} "
+          f"({m['data']}, {m['selection']}, seeds {m['seeds']}){flag}")
+    for name in ("uf1", "uar", "accuracy"):
+        ci = o[name]["ci"]
+        print(f"  {name.upper():<8} {o[name]['mean']:.4f}  95% CI [{ci['low']:.4f}, {ci['high']:.4f}] ({ci['unit']} bootstrap)")
+    for db, b in m["metrics"]["per_database"].items():
+        print(f"  {db:<8} UF1 {b['uf1']['mean']:.4f}  UAR {b['uar']['mean']:.4f}  (n={b['n']})")
+    print(f"  wall time {m['wall_s']:.0f} s -> {run}")
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from benchmark.data_check import check, format_text
+
+    summary = check(args.dataset, Path(args.root))
+    print(json.dumps(summary, indent=2, default=str) if args.json else format_text(summary))
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from benchmark.leaderboard import write_leaderboard
+
+    path = write_leaderboard([Path(r) for r in (args.runs or ["results/runs"])], Path(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from benchmark.check import run_check
+
+    return run_check(Path(args.baselines), update=args.update)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check}
+    handler = cmd_data_check if args.command == "data" else handlers[args.command]
+    try:
+        return handler(args)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
+        # Known failure kinds become one clear line, not a traceback deep in numpy.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,36 @@
+"""Dataset readers for the official layouts, one module per database.
+
+Every reader is ``read(root: Path, **options) -> DatasetReport`` where ``root`` is
+the database's own folder (``<data-root>/casme2``, ``<data-root>/megc2019``...).
+Readers never raise on per-sample defects: they record a :class:`Defect` with
+the fallback taken. Wrong roots and malformed sheets raise :class:`DatasetError`
+naming the file (and row/column where known).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.registry import Registry
+from benchmark.samples import DatasetReport
+
+DATASETS = Registry("dataset")
+
+
+class DatasetError(ValueError):
+    """A root, file or sheet that cannot be read; the message names it."""
+
+
+# Each database folder name under --data-root equals its registry name.
+DATASETS.register_lazy("casme2", "benchmark.datasets.casme2:read")
+DATASETS.register_lazy("samm", "benchmark.datasets.samm:read")
+DATASETS.register_lazy("smic", "benchmark.datasets.smic:read")
+DATASETS.register_lazy("casme3", "benchmark.datasets.casme3:read")
+DATASETS.register_lazy("megc2019", "benchmark.datasets.megc2019:read")
+
+
+def read_dataset(name: str, root: str | Path, **options) -> DatasetReport:
+    """Read database ``name`` from its folder ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{name}: data folder {root} does not exist")
+    return DATASETS.get(name)(root, **options)

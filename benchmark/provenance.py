@@ -1,0 +1,64 @@
+"""What a run records about its environment: versions, git commit, data fingerprint."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "torchvision", "opencv-contrib-python-headless",
+            "pandas", "timm", "mediapipe")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def data_fingerprint(files, samples, y) -> str:
+    """Hash of the sheets read, the evaluated sample keys with labels, and the
+    names and sizes of derived inputs (flow images, apex crops)."""
+    h = hashlib.sha256()
+    for f in sorted(map(Path, files)):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for s, label in zip(samples, y):
+        h.update(f"{s.key}|{int(label)}".encode())
+        for k in sorted(s.extras):
+            p = Path(s.extras[k])
+            h.update(f"{k}:{p.name}:{p.stat().st_size if p.exists() else -1}".encode())
+    return h.hexdigest()[:16]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def machine() -> dict:
+    import os
+
+    import torch
+
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

@@ -1,0 +1,173 @@
+"""The runner: the one place where datasets, protocols, representations and models meet.
+
+    read dataset -> protocol.select/split -> per fold: clone(rep).fit(train),
+    transform, clone(model).fit(train) -> predict test -> fold file (atomic)
+    -> pooled metrics + bootstrap CIs -> run folder
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+
+from benchmark import rundir
+from benchmark.config import RunConfig
+from benchmark.datasets import read_dataset
+from benchmark.provenance import data_fingerprint, git_commit, machine, now, package_versions
+from models import MODELS
+from models.base import SelectionSet, resolve_device
+from protocols import PROTOCOLS
+from protocols.base import Fold, Selection, carve_validation, missing_classes
+from representations import REPRESENTATIONS
+
+log = logging.getLogger("benchmark")
+
+
+class IncompatibleError(ValueError):
+    """A representation/model pair that cannot work together."""
+
+
+class ContaminationError(RuntimeError):
+    """A learned component saw the test subject."""
+
+
+def check_compatible(rep_name: str, model_name: str) -> None:
+    rep, model = REPRESENTATIONS.get(rep_name), MODELS.get(model_name)
+    if rep.kind not in model.accepts:
+        raise IncompatibleError(
+            f"representation {rep_name!r} produces {rep.kind!r} inputs but model {model_name!r} "
+            f"accepts {', '.join(sorted(model.accepts))}")
+
+
+def data_root(cfg: RunConfig) -> Path:
+    if cfg.data == "synthetic":
+        from benchmark.synthetic import ensure_synthetic
+
+        return ensure_synthetic()
+    root = Path(cfg.data_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root} does not exist")
+    return root
+
+
+@dataclass
+class Plan:
+    """Everything fixed before training: the selection, its folds and templates."""
+
+    cfg: RunConfig
+    sel: Selection
+    folds: list[Fold]
+    rep: object
+    model: object
+    report: object
+    protocol: object
+
+
+def plan(cfg: RunConfig) -> Plan:
+    check_compatible(cfg.rep, cfg.model)
+    protocol = PROTOCOLS.get(cfg.protocol)(dataset=cfg.dataset)
+    report = read_dataset(protocol.source, data_root(cfg) / protocol.source)
+    sel = protocol.select(report)
+    folds = protocol.split(sel, seed=cfg.split_seed)
+    rep = REPRESENTATIONS.get(cfg.rep)(**cfg.rep_params)
+    params = dict(cfg.model_params)
+    if cfg.epochs is not None:
+        params["epochs"] = cfg.epochs
+    model = MODELS.get(cfg.model)(**params)
+    if "device" in model.get_params():
+        model.set_params(device=str(resolve_device(cfg.device)))
+    return Plan(cfg, sel, folds, rep, model, report, protocol)
+
+
+def _selection(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, SelectionSet | None]:
+    """Training indices and the set the epoch is chosen on, per selection mode."""
+    mode, y = p.cfg.selection, p.sel.y
+    if mode == "fixed":
+        return fold.train, None
+    if mode == "oracle":  # reproduces scripts that pick the epoch on the test subject
+        return fold.train, SelectionSet(X[fold.test], y[fold.test], "accuracy")
+    if fold.val is not None:
+        return fold.train, SelectionSet(X[fold.val], y[fold.val], "uf1")
+    train, val = carve_validation(fold.train, p.sel.groups, seed=seed)
+    return train, SelectionSet(X[val], y[val], "uf1")
+
+
+def _contamination(p: Plan, rep, fold: Fold) -> list[str]:
+    leaked = rep.training_subjects() & set(p.sel.groups[fold.test])
+    if leaked and not p.cfg.allow_contamination:
+        raise ContaminationError(
+            f"fold {fold.name}: representation {p.cfg.rep!r} was trained on test subject(s) "
+            f"{', '.join(sorted(leaked))}; pass --allow-contamination to run anyway (the row is marked)")
+    return sorted(leaked)
+
+
+def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | None) -> dict:
+    """Train and evaluate one fold; returns the fold record written to disk."""
+    t0 = time.perf_counter()
+    rep = p.rep
+    if getattr(p.rep, "learned", False):
+        rep = clone(p.rep).fit([p.sel.samples[i] for i in fold.train], p.sel.y[fold.train])
+    leaked = _contamination(p, rep, fold)
+    X = X_shared if X_shared is not None else rep.transform(p.sel.samples)
+    fold_seed = seed * 100_003 + index
+    train, selection = _selection(p, fold, X, fold_seed)
+    model = clone(p.model)
+    if "seed" in model.get_params():
+        model.set_params(seed=fold_seed)
+    n_classes = len(p.sel.classes)
+    model.fit(X[train], p.sel.y[train], n_classes=n_classes, selection=selection)
+    proba = model.predict_proba(X[fold.test])
+    return {
+        "fold": fold.name, "seed": seed, "test": fold.test.tolist(), "proba": proba.round(6).tolist(),
+        "pred": proba.argmax(1).tolist(), "best_epoch": getattr(model, "best_epoch_", None),
+        "missing_train_classes": [p.sel.classes[c] for c in missing_classes(p.sel.y[train], n_classes)],
+        "contaminated_subjects": leaked, "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
+def execute(cfg: RunConfig, progress: bool = True) -> Path:
+    """Run (or resume) ``cfg``; returns the run folder."""
+    t0 = time.perf_counter()
+    p = plan(cfg)
+    out = rundir.prepare(Path(cfg.out) / cfg.run_id(), _header(p))
+    X_shared = None if getattr(p.rep, "learned", False) else p.rep.transform(p.sel.samples)
+    records = []
+    for seed in cfg.seeds:
+        bar = _progress(p.folds, f"seed {seed}", progress)
+        for index, fold in enumerate(bar):
+            rec = rundir.load_fold(out, seed, fold.name)
+            if rec is None:
+                rec = run_fold(p, fold, index, seed, X_shared)
+                rundir.save_fold(out, rec)
+            records.append(rec)
+    rundir.finalize(out, p, records, wall_s=time.perf_counter() - t0)
+    return out
+
+
+def _header(p: Plan) -> dict:
+    return {
+        "config": p.cfg.as_dict(), "run_id": p.cfg.run_id(), "protocol": p.protocol.describe(),
+        "rep_recipe": p.rep.recipe(), "model_params": p.model.get_params(), "classes": list(p.sel.classes),
+        "n_samples": len(p.sel.samples), "n_subjects": len(set(p.sel.groups)), "n_folds": len(p.folds),
+        "excluded_emotions": p.sel.excluded,
+        "dataset_defects": [d.__dict__ for d in p.report.defects],
+        "data_fingerprint": data_fingerprint(p.report.files, p.sel.samples, p.sel.y),
+        "packages": package_versions(), "git_commit": git_commit(), "machine": machine(), "started": now(),
+    }
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="fold", leave=False)
+
+
+def load_metrics(run: Path) -> dict:
+    return json.loads((Path(run) / "metrics.json").read_text())

@@ -1,0 +1,7 @@
+"""Evaluation protocols: splitters over samples with groups = subject."""
+from benchmark.registry import Registry
+
+PROTOCOLS = Registry("protocol")
+PROTOCOLS.register_lazy("cde", "protocols.cde:CDE")
+PROTOCOLS.register_lazy("loso", "protocols.loso:LOSO")
+PROTOCOLS.register_lazy("stratified7", "protocols.stratified7:Stratified7")

@@ -1,0 +1,50 @@
+"""Flow images read from a folder in the STSTNet/HTNet ``norm_u_v_os`` format."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from representations import REPRESENTATIONS
+from representations.base import Representation
+
+
+class RepresentationError(ValueError):
+    """A sample lacks what a representation needs."""
+
+
+def read_image(path, grayscale: bool = False) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    if img is None:
+        raise RepresentationError(f"cannot read image {path}")
+    return img
+
+
+@REPRESENTATIONS.register("precomputed")
+class Precomputed(Representation):
+    """(3, H, W) float32 arrays of the stored 0..255 values.
+
+    ``channel_order="cv2"`` (default) yields (strain, v, u) exactly as
+    ``cv2.imread`` does, which is the order the published STSTNet/HTNet weights
+    and scripts use; ``"rgb"`` yields (u, v, strain).
+    """
+
+    kind = "flow_image"
+
+    def __init__(self, channel_order: str = "cv2"):
+        self.channel_order = channel_order
+
+    def transform(self, samples) -> np.ndarray:
+        if self.channel_order not in ("cv2", "rgb"):
+            raise ValueError(f"channel_order must be 'cv2' or 'rgb', not {self.channel_order!r}")
+        out = []
+        for s in samples:
+            path = s.extras.get("flow")
+            if path is None:
+                raise RepresentationError(
+                    f"{s.key}: no precomputed flow image (expected in "
+                    "megc2019/STSNet_whole_norm_u_v_os); use a flow representation computed from frames")
+            img = read_image(path)
+            if self.channel_order == "rgb":
+                img = img[:, :, ::-1]
+            out.append(img.transpose(2, 0, 1))
+        return np.stack(out).astype(np.float32)
