@@ -1,0 +1,144 @@
+"""The runner end to end on a small generated MEGC2019-format folder."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+from benchmark.config import ConfigError, resolve
+from benchmark.metrics import uar, uf1
+from benchmark.runner import ContaminationError, execute, load_metrics
+from representations import REPRESENTATIONS
+from representations.base import Representation
+
+
+def write_flow_root(root, n_sub=3, n_per=6, seed=0):
+    """megc2019/ with the official list and 28x28 flow PNGs whose class is learnable."""
+    rng = np.random.default_rng(seed)
+    meg = root / "megc2019"
+    (meg / "STSNet_whole_norm_u_v_os").mkdir(parents=True)
+    lines = []
+    for db, subs in (("casme2", [f"sub{i + 1:02d}" for i in range(n_sub)]),
+                     ("smic", [f"s{i + 1:02d}" for i in range(n_sub)]),
+                     ("samm", [str(6 + i) for i in range(n_sub)])):
+        for sub in subs:
+            for k in range(n_per):
+                label = k % 3
+                clip = {"casme2": f"EP{k + 1:02d}_01", "smic": f"{sub}_ne_{k + 1:02d}",
+                        "samm": f"{sub.zfill(3)}_{k + 1}_1"}[db]
+                lines.append(f"{db},{sub},{clip},{label}")
+                img = rng.integers(0, 60, (28, 28, 3)).astype(np.uint8)
+                img[:, :, label] += 150  # class shows in one channel
+                name = f"{sub.zfill(3) if db == 'samm' else sub}_{clip} .png"
+                cv2.imwrite(str(meg / "STSNet_whole_norm_u_v_os" / name), img)
+    (meg / "combined_3class_gt.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    return root
+
+
+@pytest.fixture
+def flow_root(tmp_path):
+    return write_flow_root(tmp_path / "data")
+
+
+def _cfg(root, out, **kw):
+    base = dict(rep="precomputed", model="ststnet", protocol="cde", data_root=str(root), out=str(out),
+                epochs=15, n_boot=50, model_params={"lr": 5e-3, "batch_size": 32})
+    base.update(kw)
+    return resolve(base)
+
+
+def test_run_writes_a_complete_run_folder(flow_root, tmp_path):
+    run = execute(_cfg(flow_root, tmp_path / "runs"), progress=False)
+    for f in ("config.json", "metrics.json", "predictions.csv", "megc2019_log.txt", "confusion.png"):
+        assert (run / f).exists(), f
+    m = load_metrics(run)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["n_samples"] == 54 and cfg["n_subjects"] == 9 and cfg["n_folds"] == 9
+    assert cfg["packages"]["torch"] and cfg["data_fingerprint"]
+    import pandas as pd
+
+    pred = pd.read_csv(run / "predictions.csv")
+    assert len(pred) == 54 and set(pred.fold) == set(pred.subject)
+    classes = m["classes"]
+    y, p = pred.truth.map(classes.index), pred.prediction.map(classes.index)
+    o = m["metrics"]["overall"]
+    assert o["uf1"]["mean"] == pytest.approx(uf1(y, p)) and o["uar"]["mean"] == pytest.approx(uar(y, p))
+    assert o["uf1"]["mean"] > 0.8  # the class is plainly visible: the pipeline must learn it
+    assert set(m["metrics"]["per_database"]) == {"casme2", "samm", "smic"}
+    assert o["uf1"]["ci"]["unit"] == "subject" and o["uf1"]["ci"]["low"] <= o["uf1"]["mean"] <= o["uf1"]["ci"]["high"]
+
+
+def test_interrupted_run_resumes_without_retraining_finished_folds(flow_root, tmp_path, monkeypatch):
+    cfg = _cfg(flow_root, tmp_path / "runs", epochs=2)
+    run = execute(cfg, progress=False)
+    first = load_metrics(run)
+    (run / "metrics.json").unlink()
+    fold_files = sorted((run / "folds" / "seed0").glob("*.json"))
+    fold_files[0].unlink()
+    calls = []
+    import benchmark.runner as runner
+
+    original = runner.run_fold
+    monkeypatch.setattr(runner, "run_fold", lambda *a, **k: calls.append(1) or original(*a, **k))
+    execute(cfg, progress=False)
+    assert len(calls) == 1
+    assert load_metrics(run)["metrics"]["overall"]["uf1"]["mean"] == pytest.approx(
+        first["metrics"]["overall"]["uf1"]["mean"])
+
+
+def test_same_seed_same_predictions(flow_root, tmp_path):
+    a = execute(_cfg(flow_root, tmp_path / "a", epochs=3), progress=False)
+    b = execute(_cfg(flow_root, tmp_path / "b", epochs=3), progress=False)
+    assert (a / "predictions.csv").read_text() == (b / "predictions.csv").read_text()
+
+
+def test_oracle_and_inner_val_are_recorded(flow_root, tmp_path):
+    oracle = load_metrics(execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="oracle"), progress=False))
+    assert oracle["oracle"] is True and all(e is not None for e in oracle["best_epochs"])
+    inner = load_metrics(execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="inner-val"), progress=False))
+    assert inner["oracle"] is False and inner["selection"] == "inner-val"
+
+
+class _Leaky(Representation):
+    """A 'learned' representation that claims to have seen every subject."""
+
+    kind = "flow_image"
+    learned = True
+
+    def fit(self, samples, y=None):
+        self.trained_on_ = {s.subject for s in samples} | {"casme2/sub01"}
+        return self
+
+    def transform(self, samples):
+        return np.zeros((len(samples), 3, 28, 28), np.float32)
+
+
+if "test-leaky" not in REPRESENTATIONS:
+    REPRESENTATIONS.register("test-leaky")(_Leaky)
+
+
+def test_contamination_is_refused_or_marked(flow_root, tmp_path):
+    with pytest.raises(ContaminationError, match="casme2/sub01"):
+        execute(_cfg(flow_root, tmp_path / "r", rep="test-leaky", epochs=1), progress=False)
+    m = load_metrics(execute(_cfg(flow_root, tmp_path / "r", rep="test-leaky", epochs=1,
+                                  allow_contamination=True), progress=False))
+    assert m["contaminated"] == ["casme2/sub01"]
+
+
+def test_cli_errors_are_one_clear_line(flow_root, tmp_path, capsys):
+    assert main(["run", "--rep", "precomputed", "--model", "ststnet", "--protocol", "cde",
+                 "--data-root", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", "--rep", "precomputd", "--model", "ststnet", "--protocol", "cde",
+                 "--data-root", str(flow_root)]) == 2
+    assert "did you mean precomputed" in capsys.readouterr().err
+
+
+def test_unknown_config_keys_are_errors(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rep: precomputed\nmodel: ststnet\nprotocol: cde\ndata: synthetic\nepoch: 3\n")
+    with pytest.raises(ConfigError, match="unknown config keys: epoch"):
+        resolve({}, cfg)
+    with pytest.raises(ConfigError, match="selection"):
+        resolve({"rep": "a", "model": "b", "protocol": "c", "data": "synthetic", "selection": "best"})
