@@ -25,6 +25,7 @@ def _run_parser(sub) -> None:
     r.add_argument("--rep-param", action="append", default=[], metavar="K=V", help="representation hyperparameter")
     r.add_argument("--model-param", action="append", default=[], metavar="K=V", help="model hyperparameter")
     r.add_argument("--n-boot", type=int)
+    r.add_argument("--workers", type=int, help="folds trained in parallel processes (default 1)")
     r.add_argument("--label", help="tag shown in the leaderboard")
     r.add_argument("--allow-contamination", action="store_true", default=None)
     r.add_argument("--json", action="store_true", help="print metrics.json")
@@ -89,7 +90,7 @@ def cmd_run(args) -> int:
         "data": "real" if args.data_root else "synthetic", "dataset": args.dataset, "epochs": args.epochs,
         "seeds": [int(s) for s in args.seeds.split(",")] if args.seeds else None,
         "selection": args.selection, "device": args.device, "out": args.out, "n_boot": args.n_boot,
-        "label": args.label, "allow_contamination": args.allow_contamination,
+        "label": args.label, "workers": args.workers, "allow_contamination": args.allow_contamination,
         "rep_params": _parse_params(args.rep_param) or None, "model_params": _parse_params(args.model_param) or None,
     }
     cfg = resolve(cli, args.config)

@@ -33,6 +33,7 @@ class RunConfig:
     split_seed: int = 0
     allow_contamination: bool = False
     label: str | None = None  # free-text tag shown in the leaderboard (e.g. "CPU schedule")
+    workers: int = 1  # folds trained in parallel processes (1 torch thread each when > 1)
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -43,6 +44,8 @@ class RunConfig:
             raise ConfigError("real data needs --data-root DIR (or use --data synthetic)")
         if not self.seeds:
             raise ConfigError("at least one seed is needed")
+        if self.workers < 1:
+            raise ConfigError("workers must be >= 1")
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -52,7 +55,7 @@ class RunConfig:
     def run_id(self) -> str:
         """Stable id: the same resolved config resumes the same run folder."""
         d = self.as_dict()
-        for k in ("out", "device", "label"):
+        for k in ("out", "device", "label", "workers"):  # do not change the numbers
             d.pop(k)
         digest = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         part = f"-{self.dataset}" if self.dataset else ""

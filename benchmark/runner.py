@@ -131,22 +131,58 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
 
 
 def execute(cfg: RunConfig, progress: bool = True) -> Path:
-    """Run (or resume) ``cfg``; returns the run folder."""
+    """Run (or resume) ``cfg``; returns the run folder.
+
+    Finished folds are read back from the run folder, so an interrupted run
+    resumes where it stopped. With ``workers > 1`` the remaining folds train in
+    parallel processes (one torch thread each); every fold has its own seed, so
+    the numbers do not depend on the worker count beyond floating-point noise.
+    """
     t0 = time.perf_counter()
     p = plan(cfg)
     out = rundir.prepare(Path(cfg.out) / cfg.run_id(), _header(p))
     X_shared = None if getattr(p.rep, "learned", False) else p.rep.transform(p.sel.samples)
-    records = []
-    for seed in cfg.seeds:
-        bar = _progress(p.folds, f"seed {seed}", progress)
-        for index, fold in enumerate(bar):
-            rec = rundir.load_fold(out, seed, fold.name)
-            if rec is None:
-                rec = run_fold(p, fold, index, seed, X_shared)
-                rundir.save_fold(out, rec)
-            records.append(rec)
+    jobs = [(i, f, seed) for seed in cfg.seeds for i, f in enumerate(p.folds)]
+    todo = [j for j in jobs if rundir.load_fold(out, j[2], j[1].name) is None]
+    bar = _progress(len(jobs), len(jobs) - len(todo), progress)
+    for rec in _train(p, todo, X_shared):
+        rundir.save_fold(out, rec)
+        bar.update(1)
+    bar.close()
+    records = [rundir.load_fold(out, seed, f.name) for _, f, seed in jobs]
     rundir.finalize(out, p, records, wall_s=time.perf_counter() - t0)
     return out
+
+
+def _train(p: Plan, todo: list, X_shared):
+    """Yield fold records, in-process or from a pool of worker processes."""
+    if p.cfg.workers == 1 or len(todo) <= 1:
+        for index, fold, seed in todo:
+            yield run_fold(p, fold, index, seed, X_shared)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # fork after torch/OpenMP start-up can deadlock
+    with ProcessPoolExecutor(p.cfg.workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(p, X_shared)) as pool:
+        futures = [pool.submit(_worker_fold, i, f, seed) for i, f, seed in todo]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(p: Plan, X_shared) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(plan=p, X=X_shared)
+
+
+def _worker_fold(index: int, fold: Fold, seed: int) -> dict:
+    return run_fold(_WORKER["plan"], fold, index, seed, _WORKER["X"])
 
 
 def _header(p: Plan) -> dict:
@@ -161,12 +197,10 @@ def _header(p: Plan) -> dict:
     }
 
 
-def _progress(items, desc: str, enabled: bool):
-    if not enabled:
-        return items
+def _progress(total: int, done: int, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="fold", leave=False)
+    return tqdm(total=total, initial=done, desc="folds", unit="fold", disable=not enabled, leave=False)
 
 
 def load_metrics(run: Path) -> dict:
