@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from benchmark import perf, pretrain
+
 
 def _run_parser(sub) -> None:
     r = sub.add_parser("run", help="train and evaluate one representation x model under a protocol")
@@ -27,6 +29,8 @@ def _run_parser(sub) -> None:
     r.add_argument("--n-boot", type=int)
     r.add_argument("--workers", type=int, help="folds trained in parallel processes (default 1)")
     r.add_argument("--label", help="tag shown in the leaderboard")
+    r.add_argument("--preprocess", choices=["none", "raw", "face"],
+                   help="pixel representations: same as --rep-param preprocess=...")
     r.add_argument("--allow-contamination", action="store_true", default=None)
     r.add_argument("--json", action="store_true", help="print metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -42,6 +46,15 @@ def _parse_params(items: list[str]) -> dict:
             raise SystemExit(f"error: parameter {item!r} is not K=V")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def _rep_params(args) -> dict:
+    params = _parse_params(args.rep_param)
+    if args.preprocess:
+        if params.get("preprocess", args.preprocess) != args.preprocess:
+            raise SystemExit("error: --preprocess and --rep-param preprocess=... disagree")
+        params["preprocess"] = args.preprocess
+    return params
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("check", help="CI regression check against results/baselines.json")
     ck.add_argument("--baselines", default="results/baselines.json")
     ck.add_argument("--update", action="store_true", help="rewrite the baselines from this run")
+    pretrain.add_parser(sub)
+    perf.add_parser(sub)
     return ap
 
 
@@ -91,7 +106,7 @@ def cmd_run(args) -> int:
         "seeds": [int(s) for s in args.seeds.split(",")] if args.seeds else None,
         "selection": args.selection, "device": args.device, "out": args.out, "n_boot": args.n_boot,
         "label": args.label, "workers": args.workers, "allow_contamination": args.allow_contamination,
-        "rep_params": _parse_params(args.rep_param) or None, "model_params": _parse_params(args.model_param) or None,
+        "rep_params": _rep_params(args) or None, "model_params": _parse_params(args.model_param) or None,
     }
     cfg = resolve(cli, args.config)
     run = execute(cfg, progress=not args.quiet)
@@ -136,7 +151,8 @@ def cmd_check(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check}
+    handlers = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check,
+                "pretrain": pretrain.cmd, "perf": perf.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:
         return handler(args)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.bootstrap import bootstrap_ci
-from benchmark.metrics import METRICS, summarize
+from benchmark.metrics import FAST_METRICS, summarize
 from benchmark.provenance import now
 
 
@@ -63,7 +63,7 @@ def _block(y, pred, groups, n_classes, unit, n_boot) -> dict:
     """Point metrics per seed, their mean/std, and bootstrap CIs of the seed mean."""
     per_seed = [summarize(y, row, n_classes) for row in pred]
     out = {"per_seed": per_seed}
-    for name, fn in METRICS.items():
+    for name, fn in FAST_METRICS.items():
         vals = np.array([s[name] for s in per_seed])
         ci_s = bootstrap_ci(fn, y, pred, n_boot=n_boot, seed=0).as_dict()
         ci_g = bootstrap_ci(fn, y, pred, groups=groups, n_boot=n_boot, seed=0).as_dict() if len(set(groups)) > 1 else None

@@ -142,6 +142,7 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
     p = plan(cfg)
     out = rundir.prepare(Path(cfg.out) / cfg.run_id(), _header(p))
     X_shared = None if getattr(p.rep, "learned", False) else p.rep.transform(p.sel.samples)
+    _write_rep_report(out, p.rep)
     jobs = [(i, f, seed) for seed in cfg.seeds for i, f in enumerate(p.folds)]
     todo = [j for j in jobs if rundir.load_fold(out, j[2], j[1].name) is None]
     bar = _progress(len(jobs), len(jobs) - len(todo), progress)
@@ -152,6 +153,19 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
     records = [rundir.load_fold(out, seed, f.name) for _, f, seed in jobs]
     rundir.finalize(out, p, records, wall_s=time.perf_counter() - t0)
     return out
+
+
+def _write_rep_report(out: Path, rep) -> None:
+    """Fallbacks a representation recorded in ``report_`` (nearest frame, no face
+    found, spotted apex...) -> ``rep_report.json`` in the run folder."""
+    events = getattr(rep, "report_", None)
+    if events is None:
+        return
+    from collections import Counter
+
+    report = {"recipe": rep.recipe(), "counts": dict(Counter(e.get("kind", "?") for e in events)),
+              "cache": getattr(rep, "cache_stats_", None), "events": events}
+    rundir.write_atomic(out / "rep_report.json", json.dumps(report, indent=1, default=str))
 
 
 def _train(p: Plan, todo: list, X_shared):

@@ -15,3 +15,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} not found (tests on real data skipped)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny(tmp_path_factory) -> Path:
+    """The synthetic dataset at ``scale="tiny"`` (all databases with frames), generated once per session."""
+    from benchmark.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic-tiny") / "root", seed=0, scale="tiny")
+
+
+@pytest.fixture
+def rep_cache(tmp_path, monkeypatch) -> Path:
+    """A private representation cache (``$MER_BENCHMARK_CACHE``) and one extraction thread."""
+    monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MER_BENCHMARK_JOBS", "1")
+    return tmp_path / "cache" / "reps"

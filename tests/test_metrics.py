@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from benchmark.bootstrap import bootstrap_ci, paired_bootstrap
-from benchmark.metrics import accuracy, summarize, uar, uf1
+from benchmark.metrics import FAST_METRICS, METRICS, accuracy, summarize, uar, uf1
 
 Y = np.array([0, 0, 0, 1, 1, 2])
 P = np.array([0, 0, 1, 1, 2, 2])
@@ -88,3 +88,13 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
     assert same["difference"] == 0 and same["p_value"] == 1.0
     with pytest.raises(ValueError):
         paired_bootstrap(uf1, y, good, bad[:-1])
+
+
+def test_fast_bootstrap_metrics_equal_sklearn_definitions():
+    rng = np.random.default_rng(5)
+    for n, k in [(6, 3), (50, 3), (300, 7), (5, 5)]:
+        y, p = rng.integers(0, k, n), rng.integers(0, k, n)
+        for name in METRICS:
+            assert FAST_METRICS[name](y, p) == pytest.approx(METRICS[name](y, p)), name
+    y, p = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])  # class predicted but absent from truth
+    assert FAST_METRICS["uf1"](y, p) == pytest.approx(uf1(y, p))

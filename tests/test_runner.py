@@ -13,7 +13,7 @@ from representations import REPRESENTATIONS
 from representations.base import Representation
 
 
-def write_flow_root(root, n_sub=3, n_per=6, seed=0):
+def write_flow_root(root, n_sub=3, n_per=6, seed=0, signal=150):
     """megc2019/ with the official list and 28x28 flow PNGs whose class is learnable."""
     rng = np.random.default_rng(seed)
     meg = root / "megc2019"
@@ -29,7 +29,7 @@ def write_flow_root(root, n_sub=3, n_per=6, seed=0):
                         "samm": f"{sub.zfill(3)}_{k + 1}_1"}[db]
                 lines.append(f"{db},{sub},{clip},{label}")
                 img = rng.integers(0, 60, (28, 28, 3)).astype(np.uint8)
-                img[:, :, label] += 150  # class shows in one channel
+                img[:, :, label] += signal  # class shows in one channel
                 name = f"{sub.zfill(3) if db == 'samm' else sub}_{clip} .png"
                 cv2.imwrite(str(meg / "STSNet_whole_norm_u_v_os" / name), img)
     (meg / "combined_3class_gt.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode())

@@ -1,0 +1,164 @@
+"""Extraction throughput: onset->apex flow pairs per second, cold and warm cache.
+
+``python -m benchmark perf --data-root ../shared/data`` times the ``tvl1`` and
+``farneback`` representations on CASME II clips at the frames' native size and
+with the frames resized to 112 and 224 before the flow, each:
+
+- cold: empty cache (read JPEGs, flow, strain, resize, write the cache);
+- new output recipe: the flow fields are cached, the output recipe changes
+  (28 -> 56 px), so only strain/resize/normalise run;
+- warm: the same recipe again (cache reads only);
+
+and the ratio of the warm rerun's time to the cold one's. Every timing runs in
+a fresh temporary cache, never the user's.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_SIZES = (None, 112, 224)
+
+
+@contextlib.contextmanager
+def _temporary_cache():
+    from representations._cache import CACHE_ENV
+
+    old = os.environ.get(CACHE_ENV)
+    with tempfile.TemporaryDirectory(prefix="mer-perf-") as tmp:
+        os.environ[CACHE_ENV] = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            if old is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = old
+
+
+def pick_samples(data_root: Path, n: int) -> list:
+    """``n`` CASME II clips spread over the subjects, with distinct onset and apex frames."""
+    from benchmark.datasets import read_dataset
+
+    report = read_dataset("casme2", Path(data_root) / "casme2")
+    ok = [s for s in report.samples if s.frames and s.onset in s.frames and s.apex in s.frames and s.onset != s.apex]
+    if not ok:
+        raise ValueError(f"no CASME II clip with onset and apex frames under {data_root}")
+    step = max(1, len(ok) // n)
+    return ok[::step][:n]
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure(algorithm: str, samples: Sequence, flow_size: int | None, n_jobs: int = 1) -> dict:
+    from representations import REPRESENTATIONS
+
+    cls = REPRESENTATIONS.get(algorithm)
+    with _temporary_cache():
+        cold = _time(lambda: cls(flow_size=flow_size, size=28, n_jobs=n_jobs, progress=False).transform(samples))
+        rerecipe = _time(lambda: cls(flow_size=flow_size, size=56, n_jobs=n_jobs, progress=False).transform(samples))
+        warm = _time(lambda: cls(flow_size=flow_size, size=28, n_jobs=n_jobs, progress=False).transform(samples))
+    n = len(samples)
+    return {"algorithm": algorithm, "flow_size": flow_size, "pairs": n, "cold_s": cold, "rerecipe_s": rerecipe,
+            "warm_s": warm, "cold_pps": n / cold, "rerecipe_pps": n / rerecipe, "warm_pps": n / warm,
+            "warm_over_cold": warm / cold}
+
+
+def _native(samples) -> str:
+    import cv2
+
+    shapes = [cv2.imread(str(s.frames[s.onset])).shape[:2] for s in samples]
+    h, w = statistics.median(s[0] for s in shapes), statistics.median(s[1] for s in shapes)
+    return f"native (~{int(w)}x{int(h)})"
+
+
+def extraction_table(data_root: str | Path, n_pairs: int = 8, sizes: Sequence[int | None] = DEFAULT_SIZES,
+                     algorithms: Sequence[str] = ("tvl1", "farneback"), n_jobs: int = 1,
+                     echo: bool = True) -> str:
+    """Time extraction and return (and print, with ``echo``) a markdown table."""
+    import cv2
+
+    samples = pick_samples(Path(data_root), n_pairs)
+    native = _native(samples)
+    lines = [f"Flow extraction throughput: {len(samples)} CASME II onset->apex pairs, {n_jobs} thread(s), "
+             f"OpenCV {cv2.__version__}, {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} CPUs; output 28x28 (u, v, strain) min-max.", "",
+             "| algorithm | flow resolution | cold pairs/s | new output recipe pairs/s | warm pairs/s "
+             "| warm / cold time |", "|---|---|---|---|---|---|"]
+    if echo:
+        print("\n".join(lines), flush=True)
+    for algo in algorithms:
+        for fs in sizes:
+            r = measure(algo, samples, fs, n_jobs)
+            row = (f"| {algo} | {native if fs is None else f'{fs}x{fs}'} | {r['cold_pps']:.2f} | "
+                   f"{r['rerecipe_pps']:.1f} | {r['warm_pps']:.0f} | {r['warm_over_cold']:.4f} |")
+            lines.append(row)
+            if echo:
+                print(row, flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("perf", help="flow extraction throughput (pairs/s), cold and warm cache")
+    p.add_argument("--data-root", help="folder holding casme2/ (default: the synthetic dataset)")
+    p.add_argument("--pairs", type=int, default=8, help="onset->apex pairs per timing (default 8)")
+    p.add_argument("--jobs", type=int, default=1, help="extraction threads (default 1)")
+    p.add_argument("--sizes", default="native,112,224", help="flow resolutions, e.g. native,112,224")
+    p.add_argument("--algorithms", default="tvl1,farneback")
+    p.add_argument("--out", help="also write the table to this markdown file")
+
+
+def cmd(args) -> int:
+    if args.data_root:
+        root = Path(args.data_root)
+    else:
+        from benchmark.synthetic import ensure_synthetic
+
+        root = ensure_synthetic()
+    sizes = [None if s.strip() == "native" else int(s) for s in args.sizes.split(",")]
+    table = extraction_table(root, args.pairs, sizes, [a.strip() for a in args.algorithms.split(",")], args.jobs)
+    if args.out:
+        Path(args.out).write_text(table)
+    return 0
+
+
+# ---------------------------------------------------------------- agreement with the published flows
+def agreement(data_root: str | Path, recipes: dict[str, tuple[str, dict]], every: int = 1) -> str:
+    """Per-channel Pearson correlation of the suite's flows with the STSTNet images.
+
+    ``recipes``: label -> (representation, params); each is computed at 28x28
+    min-max in ``cv2`` order, like ``STSNet_whole_norm_u_v_os``, for the CASME II
+    samples of the MEGC2019 list that have frames (every ``every``-th), and
+    correlated with the stored image channel by channel, per sample. Reports the
+    mean and median over samples (u, v, strain). Uses the normal cache.
+    """
+    import numpy as np
+
+    from benchmark.datasets import read_dataset
+    from representations import REPRESENTATIONS
+
+    report = read_dataset("megc2019", Path(data_root) / "megc2019")
+    samples = [s for s in report.samples if s.dataset == "casme2" and s.frames and "flow" in s.extras][::every]
+    theirs = REPRESENTATIONS.get("precomputed")().transform(samples)  # (strain, v, u)
+    lines = [f"{len(samples)} CASME II samples (MEGC2019 list, with frames); per-sample Pearson r, mean / median", "",
+             "| recipe | r(u) | r(v) | r(strain) |", "|---|---|---|---|"]
+    for label, (name, params) in recipes.items():
+        ours = REPRESENTATIONS.get(name)(**{**params, "channel_order": "cv2", "size": 28,
+                                            "normalize": "minmax"}).transform(samples)
+        r = np.array([[np.corrcoef(o[c].ravel(), t[c].ravel())[0, 1] for c in (2, 1, 0)]
+                      for o, t in zip(ours, theirs)])
+        r = np.nan_to_num(r)  # a constant channel (zero motion) correlates with nothing
+        cells = [f"{m:.3f} / {md:.3f}" for m, md in zip(r.mean(0), np.median(r, 0))]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"

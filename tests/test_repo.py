@@ -1,0 +1,19 @@
+"""Repository contracts: CI runs the README's test command; tables are generated."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
+    test_cmd = next(b.strip() for b in blocks if "pytest" in b)
+    assert test_cmd in (ROOT / ".ci/run").read_text()
+
+
+def test_leaderboard_is_generated_from_committed_runs():
+    from benchmark.leaderboard import collect, render
+
+    board = ROOT / "results/LEADERBOARD.md"
+    assert board.read_text() == render(collect([ROOT / "results/runs"]))
