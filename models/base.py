@@ -16,6 +16,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from benchmark.metrics import METRICS
+from models.losses import make_loss
+
+AGGREGATES = ("mean", "vote")
 
 
 @dataclass
@@ -45,6 +48,51 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def frames_to_samples(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, T, C, H, W) videos -> (M, C, H, W) frames with their video's label.
+
+    A frame that is NaN everywhere is padding (videos with fewer than T frames)
+    and is dropped; a video with no real frame is an error.
+    """
+    valid = frame_mask(X)
+    if not valid.any(axis=1).all():
+        raise ValueError("a 'frames' sample has no frame that is not NaN padding")
+    frames = X.reshape(-1, *X.shape[2:]) if valid.all() else X[valid]  # a view when nothing is padding
+    return frames, np.repeat(np.asarray(y), valid.sum(axis=1))
+
+
+def frame_mask(X: np.ndarray) -> np.ndarray:
+    """(N, T) True where the frame is real (not all-NaN padding; integer frames are all real)."""
+    if not np.issubdtype(X.dtype, np.floating):
+        return np.ones(X.shape[:2], bool)
+    return ~np.isnan(X).all(axis=tuple(range(2, X.ndim)))
+
+
+def compact(X: np.ndarray) -> np.ndarray:
+    """Floats as float32; integer inputs (uint8 frames) stay small and are cast per batch."""
+    return X if X.dtype == np.float32 or np.issubdtype(X.dtype, np.integer) else X.astype(np.float32)
+
+
+def aggregate_frames(logits: torch.Tensor, valid: torch.Tensor, how: str) -> np.ndarray:
+    """Video-level probabilities from (N, T, K) frame logits and an (N, T) mask.
+
+    ``mean``: softmax of the mean logit over the video's frames. ``vote``: the
+    share of frames whose arg-max is each class (majority vote, the decision of
+    the Preprocessing Paradox paper for KFS/MFS), with ties broken by the mean
+    logits: half the ``mean`` probabilities (< 1 vote) are added to the counts
+    before normalising, so the arg-max is the majority class.
+    """
+    if how not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, not {how!r}")
+    w = valid.float()[..., None]
+    mean = torch.softmax((logits * w).sum(1) / w.sum(1), 1)
+    if how == "mean":
+        return mean.numpy()
+    votes = (torch.nn.functional.one_hot(logits.argmax(2), logits.shape[2]) * w).sum(1)
+    score = votes + 0.5 * mean
+    return (score / score.sum(1, keepdim=True)).numpy()
+
+
 class TorchClassifier(Model):
     """Full-batch-on-device training loop shared by the torch models.
 
@@ -52,9 +100,22 @@ class TorchClassifier(Model):
     permutation and steps through mini-batches. With a ``SelectionSet`` the
     model is scored after every epoch and the best epoch's weights are kept
     (ties keep the earlier epoch); without one, the last epoch is used.
+
+    Losses are named in ``models.losses`` (``ce``, ``weighted-ce``, ``focal``,
+    ``focal-unweighted``); optimizers are ``adam``, ``adamw``, ``sgd``.
+
+    ``frames`` inputs (N, T, C, H, W), for models that accept them: every frame
+    is a training sample carrying its video's label; at prediction the frames'
+    logits are aggregated per video (``aggregate`` hyperparameter of the
+    subclass: ``mean`` logits, default, or majority ``vote``). All-NaN frames
+    are padding and are ignored.
+
+    ``weights_source_`` records where the initial weights came from:
+    ``"scratch"`` here; subclasses that load a checkpoint replace it.
     """
 
     accepts = frozenset({"flow_image", "image"})
+    predict_batch = 1024  # samples per forward pass at prediction
 
     def __init__(self, epochs: int = 100, lr: float = 1e-3, batch_size: int = 64,
                  weight_decay: float = 0.0, optimizer: str = "adam", loss: str = "ce",
@@ -78,30 +139,32 @@ class TorchClassifier(Model):
         return opts[self.optimizer](params, lr=self.lr, weight_decay=self.weight_decay)
 
     def _loss(self, y: torch.Tensor, n_classes: int) -> nn.Module:
-        if self.loss == "ce":
-            return nn.CrossEntropyLoss()
-        if self.loss == "weighted-ce":
-            counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
-            return nn.CrossEntropyLoss(weight=(counts.sum() / (n_classes * counts)).to(y.device))
-        raise ValueError(f"unknown loss {self.loss!r} (known: ce, weighted-ce)")
+        return make_loss(self.loss, y, n_classes).to(y.device)
 
     def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "TorchClassifier":
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        Xt = self._to_input(torch.as_tensor(np.asarray(X), dtype=torch.float32, device=dev))
-        yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
+        X, y = np.asarray(X), np.asarray(y)
+        if X.ndim == 5:
+            X, y = frames_to_samples(X, y)
+        Xt = self._to_input(torch.as_tensor(compact(X), device=dev))  # uint8 stays uint8 on the device
+        yt = torch.as_tensor(y, dtype=torch.long, device=dev)
+        self.weights_source_ = "scratch"
         net = self.build(tuple(Xt.shape[1:]), n_classes).to(dev)
         if Xt.dim() == 4:
             net = net.to(memory_format=torch.channels_last)
         opt, loss_fn = self._optimizer(net.parameters()), self._loss(yt, n_classes)
         self.history_, best, self.best_epoch_ = [], -np.inf, self.epochs
         best_state = None
+        amp = dev.type == "cuda"  # bf16 autocast on GPU; CPU stays float32 and deterministic
         for epoch in range(1, self.epochs + 1):
             net.train()
-            for idx in torch.randperm(len(Xt), generator=gen).to(dev).split(self.batch_size):
+            for idx in self._batches(yt, gen):
                 opt.zero_grad(set_to_none=True)
-                loss_fn(net(Xt[idx]), yt[idx]).backward()
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = loss_fn(net(Xt[idx].float()), yt[idx])
+                loss.backward()
                 opt.step()
             if selection is not None:
                 self.net_ = net
@@ -114,16 +177,46 @@ class TorchClassifier(Model):
         self.net_ = net
         return self
 
+    def _batches(self, yt: torch.Tensor, gen: torch.Generator):
+        """Mini-batch index tensors for one epoch.
+
+        ``batch_order="shuffle"`` (default): a seeded permutation per epoch.
+        ``"by-class"``: no shuffling, training samples grouped by class in list
+        order, which is what the public STSTNet/HTNet scripts do (an unshuffled
+        DataLoader over per-class folders); offered to reproduce them.
+        """
+        order = getattr(self, "batch_order", "shuffle")
+        if order == "shuffle":
+            idx = torch.randperm(len(yt), generator=gen).to(yt.device)
+        elif order == "by-class":
+            idx = torch.argsort(yt, stable=True)
+        else:
+            raise ValueError(f"batch_order must be 'shuffle' or 'by-class', not {order!r}")
+        return idx.split(self.batch_size)
+
     @staticmethod
     def _to_input(x: torch.Tensor) -> torch.Tensor:
         # Channels-last makes the small-channel convolutions about 1.5x faster on CPU.
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
     @torch.no_grad()
-    def predict_proba(self, X) -> np.ndarray:
+    def _forward(self, X: np.ndarray, fn) -> torch.Tensor:
+        """``fn(net(batch))`` over ``predict_batch``-sized chunks, concatenated on the CPU."""
         net = self.net_
         dev = next(net.parameters()).device
         net.eval()
-        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-        out = [torch.softmax(net(self._to_input(b.to(dev))), 1).cpu() for b in Xt.split(1024)]
-        return torch.cat(out).numpy()
+        Xt = torch.as_tensor(compact(X))
+        return torch.cat([fn(net(self._to_input(b.to(dev).float()))).float().cpu()
+                          for b in Xt.split(self.predict_batch)])
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 5:
+            return self._forward(X, lambda z: torch.softmax(z, 1)).numpy()
+        valid = frame_mask(X)
+        if not valid.any(axis=1).all():
+            raise ValueError("a 'frames' sample has no frame that is not NaN padding")
+        flat = self._forward(X[valid], lambda z: z)
+        logits = torch.zeros(*valid.shape, flat.shape[1])
+        logits[torch.as_tensor(valid)] = flat
+        return aggregate_frames(logits, torch.as_tensor(valid), getattr(self, "aggregate", "mean"))

@@ -42,14 +42,17 @@ class _STSTNet(nn.Module):
 @MODELS.register("ststnet")
 class STSTNet(TorchClassifier):
     """Published hyperparameters: Adam lr 5e-5, batch 256, 800 epochs; inputs
-    fed as 0..255 floats in the order they were stored (cv2: strain, v, u)."""
+    fed as 0..255 floats in the order they were stored (cv2: strain, v, u).
+    ``batch_order="by-class"`` reproduces the public script's unshuffled,
+    class-grouped mini-batches (see ``TorchClassifier._batches``)."""
 
     accepts = frozenset({"flow_image", "image"})
 
     def __init__(self, epochs: int = 800, lr: float = 5e-5, batch_size: int = 256,
                  weight_decay: float = 0.0, optimizer: str = "adam", loss: str = "ce",
-                 seed: int = 0, device: str = "cpu"):
+                 seed: int = 0, device: str = "cpu", batch_order: str = "shuffle"):
         super().__init__(epochs, lr, batch_size, weight_decay, optimizer, loss, seed, device)
+        self.batch_order = batch_order
 
     def build(self, in_shape, n_classes):
         return _STSTNet(in_shape[0], n_classes, tuple(in_shape[1:]))

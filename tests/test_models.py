@@ -77,3 +77,14 @@ def test_unknown_optimizer_and_loss_are_clear_errors():
         STSTNet(epochs=1, optimizer="lbfgsx").fit(X, y, 3)
     with pytest.raises(ValueError, match="unknown loss"):
         STSTNet(epochs=1, loss="hinge").fit(X, y, 3)
+
+
+def test_by_class_batch_order_is_unshuffled_and_grouped():
+    m = STSTNet(batch_size=4, batch_order="by-class")
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 0])
+    batches = [b.tolist() for b in m._batches(y, torch.Generator().manual_seed(0))]
+    assert batches == [[1, 3, 6, 2], [5, 0, 4]]
+    shuffled = STSTNet(batch_size=4)._batches(y, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(shuffled).tolist()) == list(range(7))
+    with pytest.raises(ValueError, match="batch_order"):
+        STSTNet(batch_order="random")._batches(y, torch.Generator())
