@@ -39,6 +39,10 @@ def _row(r: dict, dbs: list[str]) -> str:
     flags = []
     if r.get("contaminated"):
         flags.append("CONTAMINATED")
+    if any(w != "scratch" for w in r.get("weights", [])):
+        flags.append("init: " + ", ".join(w.split(" ")[0].rsplit("/", 1)[-1] for w in r["weights"]))
+    if r.get("folds_missing_classes"):
+        flags.append(f"{len(r['folds_missing_classes'])} folds lack a class in training")
     if r.get("label"):
         flags.append(r["label"])
     return "| " + " | ".join([
@@ -83,7 +87,8 @@ def forest_plot(runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    real = [r for r in runs if r["data"] == "real"]
+    # Recognition rows only: the identity probe's score is not a UF1 to compare.
+    real = [r for r in runs if r["data"] == "real" and r["protocol"] in PROTOCOL_TITLES]
     if not real:
         return
     real.sort(key=lambda r: (r["protocol"], r.get("dataset") or "", r["metrics"]["overall"]["uf1"]["mean"]))

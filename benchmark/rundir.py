@@ -92,6 +92,7 @@ def finalize(out: Path, p, records: list[dict], wall_s: float) -> dict:
         "oracle": p.cfg.selection == "oracle", "seeds": seeds, "epochs": p.model.get_params().get("epochs"),
         "label": p.cfg.label, "classes": list(p.sel.classes), "bootstrap_unit": unit,
         "contaminated": sorted({s for r in records for s in r["contaminated_subjects"]}),
+        "weights": sorted({r.get("weights_source") or "scratch" for r in records}),
         "folds_missing_classes": sorted({r["fold"] for r in records if r["missing_train_classes"]}),
         "best_epochs": [r["best_epoch"] for r in records] if p.cfg.selection != "fixed" else None,
         "wall_s": round(wall_s, 1), "fold_seconds": round(sum(r["seconds"] for r in records), 1),

@@ -126,7 +126,8 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
         "fold": fold.name, "seed": seed, "test": fold.test.tolist(), "proba": proba.round(6).tolist(),
         "pred": proba.argmax(1).tolist(), "best_epoch": getattr(model, "best_epoch_", None),
         "missing_train_classes": [p.sel.classes[c] for c in missing_classes(p.sel.y[train], n_classes)],
-        "contaminated_subjects": leaked, "seconds": round(time.perf_counter() - t0, 3),
+        "contaminated_subjects": leaked, "weights_source": getattr(model, "weights_source_", None),
+        "seconds": round(time.perf_counter() - t0, 3),
     }
 
 

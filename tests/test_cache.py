@@ -117,6 +117,14 @@ def test_changing_any_part_of_the_recipe_recomputes(samples, rep_cache, monkeypa
     assert len(calls) == 12
 
 
+def test_recipe_names_the_detector_wherever_it_matters():
+    tvl1 = REPRESENTATIONS.get("tvl1")
+    assert "detector" not in tvl1().recipe() and "detector" not in tvl1().recipe()["preprocess"]
+    assert tvl1(regions="htnet").recipe()["detector"] == "mtcnn"  # landmarks for the regions
+    assert tvl1(preprocess="face", detector="mediapipe").recipe()["preprocess"]["detector"] == "mediapipe"
+    assert tvl1(n_jobs=3, progress=False).recipe() == tvl1().recipe()
+
+
 def test_changed_source_frame_recomputes_that_sample_only(samples, rep_cache, monkeypatch):
     cls = REPRESENTATIONS.get("farneback")
     calls = _count_flows(monkeypatch, cls)

@@ -10,10 +10,22 @@ from models.transformer import Transformer, attention_entropy
 from representations._dface_net import NSVQ, CVQVAE, load_checkpoint, preset_config, to_input, train_tokenizer
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors on a shared 2-core machine: a second thread costs more than it gives."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache for the module: the tiny default checkpoint is built once, on first use."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MER_BENCHMARK_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +93,7 @@ def test_dead_codes_get_replaced_by_batch_motion_vectors():
 def test_training_uses_the_codebook_and_lowers_the_loss():
     net = _tiny_net()
     data = _pairs(32)
-    hist = train_tokenizer(net, data, steps=60, batch_size=16, lr=3e-3, log_every=20, log=lambda m: None)
+    hist = train_tokenizer(net, data, steps=30, batch_size=8, lr=3e-3, log_every=10, log=lambda m: None)
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert any(h["replaced"] for h in hist) or hist[-1]["codes_used"] > 1
 
@@ -237,6 +249,19 @@ def test_pretrain_cli_records_real_subjects_and_the_runner_refuses_them(cache, t
         execute(cfg, progress=False)
 
 
+def test_pretrain_from_a_plain_folder_of_sequences(cache, tiny_root, tmp_path):
+    from representations.dface import folder_sequences, pretrain
+
+    folder = tiny_root / "casme2" / "Cropped"
+    seqs = folder_sequences(folder)
+    assert seqs and all(len(frames) >= 2 for _, frames in seqs)
+    nums = [n for n, _ in seqs[0][1]]
+    assert nums == sorted(nums) and nums[0] > 1  # native frame numbers read from reg_img<N>.jpg
+    meta = pretrain(str(folder), tmp_path / "f.pt", preset="tiny", steps=2, pairs=6, fps=200, log=lambda m: None)
+    assert meta["trained_on"]["subjects"][0].startswith("Cropped:sub")
+    assert meta["recipe"]["fps"] == 200
+
+
 def test_main_command_runs_end_to_end_on_tiny_synthetic(cache, tiny_root, tmp_path, capsys):
     from benchmark.cli import main
 
@@ -244,8 +269,9 @@ def test_main_command_runs_end_to_end_on_tiny_synthetic(cache, tiny_root, tmp_pa
                "--rep-param", "preset=tiny", "--model-param", "text_encoder=hash", "--epochs", "3",
                "--n-boot", "20", "--out", str(tmp_path / "runs"), "--quiet", "--json"])
     assert rc == 0
-    m = json.loads(capsys.readouterr().out)
+    m = json.loads(capsys.readouterr().out)  # stdout holds only the metrics (build logs go to stderr)
     assert m["rep"] == "dface" and m["model"] == "transformer"
+    assert 0 <= m["metrics"]["overall"]["uf1"]["mean"] <= 1
     run = next((tmp_path / "runs").iterdir())
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["rep_recipe"]["preset"] == "tiny" and len(cfg["rep_recipe"]["checkpoint_sha256"]) == 64

@@ -1,0 +1,286 @@
+"""D-FACE's recognition network (sections 3.3-3.4, 4.2): a Transformer over action tokens.
+
+    tokens (N, L, code_dim) -> linear token embedding -> + learnable 1D positional
+    embedding -> 2 Transformer encoder layers (width 512, 8 heads) -> sparse attention
+    pooling (global query q: alpha = softmax(X q / sqrt(d)), o = sum alpha_i X_i)
+    -> linear head.  Loss = CE + lambda_sparse * entropy(alpha) / L
+                            + lambda_EDCLIP * (L_CLIP + lambda_oth * L_oth)
+
+Adam, lr 2e-4, weight decay 1e-5, 120 epochs; lambda_sparse 1e-3, lambda_EDCLIP 0.3,
+lambda_oth 0.2, delta 0.2. The paper also fine-tunes the tokenizer jointly
+(lambda_rec 0.1); here the tokenizer is fixed during classification and can be
+fine-tuned per fold beforehand (``--rep-param finetune_steps=N``).
+
+``preset`` sets the size: ``paper`` (width 512, 8 heads, 2 layers, feed-forward 512,
+dropout 0.2, batch 16, lr 2e-4) or ``small`` (the default: width 32, 4 heads, 2 layers,
+feed-forward 128, dropout 0.1, batch 256 = one step per epoch on a CDE fold, lr 3e-3),
+which makes the 68 LOSO folds of CDE fit in a few minutes on two CPU cores.
+``width``/``heads``/``layers``/``ff``/``dropout``/``batch_size``/``lr`` override it.
+
+Ablations (Table 6, A.9) as parameters: ``pos="2d"`` (row + column embeddings),
+``backbone="cnn"`` (as many 3x3 conv layers on the h x w grid as Transformer
+layers), ``pool="mean"`` or ``pool="cls"`` (class token), ``edclip=False``; the
+continuous-D ablation is the representation's ``discretize=False``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.metrics import METRICS
+from models import MODELS
+from models.base import SelectionSet, TorchClassifier, resolve_device
+from models.edclip import DEFAULT_ENCODER, class_prompts, edclip_loss, encoder_version, prompt_embeddings
+
+# paper: width 512, 8 heads, 2 layers (section 4.2); feed-forward 512, dropout 0.2 and batch 16
+# are those of D-FACE's public training script (the paper does not give them).
+# small: one full-batch step per epoch on CDE-sized folds, so a higher learning rate.
+MODEL_PRESETS = {
+    "paper": {"width": 512, "heads": 8, "layers": 2, "ff": 512, "dropout": 0.2, "batch_size": 16, "lr": 2e-4},
+    "small": {"width": 32, "heads": 4, "layers": 2, "ff": 128, "dropout": 0.1, "batch_size": 256, "lr": 3e-3},
+}
+POS = ("1d", "2d", "none")
+BACKBONES = ("transformer", "cnn")
+POOLS = ("sparse", "mean", "cls")
+
+
+def attention_entropy(alpha: torch.Tensor) -> torch.Tensor:
+    """Eq. 11 per sample: -(1/L) sum_i alpha_i log alpha_i."""
+    return -(alpha * alpha.clamp_min(1e-12).log()).sum(-1) / alpha.shape[-1]
+
+
+class SparseAttentionPool(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(width) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = torch.softmax(x @ self.query / math.sqrt(x.shape[-1]), dim=-1)
+        return (alpha[..., None] * x).sum(1), alpha
+
+
+class TokenNet(nn.Module):
+    """The network; ``forward`` returns logits and keeps ``aux`` (alpha, pooled o)."""
+
+    def __init__(self, in_dim: int, n_tokens: int, n_classes: int, width: int, heads: int, layers: int,
+                 ff: int | None = None, dropout: float = 0.1, pos: str = "1d", backbone: str = "transformer",
+                 pool: str = "sparse",
+                 grid: tuple[int, int] | None = None, text_dim: int | None = None):
+        super().__init__()
+        self.pos_kind, self.backbone, self.pool_kind = pos, backbone, pool
+        self.grid = grid or _square(n_tokens)
+        self.embed = nn.Linear(in_dim, width)  # T(P(z)): two linear maps learned as one
+        h, w = self.grid
+        if pos == "1d":
+            self.pos = nn.Parameter(torch.randn(1, n_tokens, width) * 0.02)
+        elif pos == "2d":
+            self.row = nn.Parameter(torch.randn(1, h, 1, width) * 0.02)
+            self.col = nn.Parameter(torch.randn(1, 1, w, width) * 0.02)
+        if backbone == "transformer":
+            layer = nn.TransformerEncoderLayer(width, heads, ff or 4 * width, dropout, activation="gelu",
+                                               batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.final_norm = nn.LayerNorm(width)
+        else:
+            self.encoder = nn.Sequential(*[nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
+                                                         nn.GELU()) for _ in range(layers)])
+        if pool == "sparse":
+            self.pool = SparseAttentionPool(width)
+        elif pool == "cls":
+            self.cls = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(width, n_classes)
+        self.text_proj = nn.Linear(width, text_dim) if text_dim else None  # f(.) of EDCLIP
+        self.aux: dict = {}
+
+    def positions(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pos_kind == "1d":
+            return x + self.pos
+        if self.pos_kind == "2d":
+            h, w = self.grid
+            return x + (self.row + self.col).reshape(1, h * w, -1)
+        return x
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, width) contextual token features ((B, 1 + L, width) with a class token first)."""
+        x = self.positions(self.embed(tokens))
+        if self.backbone == "cnn":
+            h, w = self.grid
+            g = x.transpose(1, 2).reshape(len(x), -1, h, w)
+            return self.encoder(g).flatten(2).transpose(1, 2)
+        if self.pool_kind == "cls":
+            x = torch.cat([self.cls.expand(len(x), -1, -1), x], 1)
+        return self.final_norm(self.encoder(x))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.features(tokens)
+        alpha = None
+        if self.pool_kind == "sparse":
+            o, alpha = self.pool(x)
+        elif self.pool_kind == "cls":
+            o = x[:, 0]
+        else:
+            o = x.mean(1)
+        self.aux = {"alpha": alpha, "pooled": o}
+        return self.head(self.drop(o))
+
+
+def _square(n: int) -> tuple[int, int]:
+    side = int(round(math.sqrt(n)))
+    return (side, side) if side * side == n else (1, n)
+
+
+@MODELS.register("transformer")
+class Transformer(TorchClassifier):
+    """Transformer with sparse attention pooling and EDCLIP over D-FACE tokens.
+
+    Inputs: kind ``tokens``, float (N, L, code_dim) (``dface`` gives (N, 16, 32)).
+    ``classes``: comma-separated class names for EDCLIP's prompts; None infers them
+    from the number of classes and the project's label sets (3 -> MEGC2019 3-class,
+    5 -> CASME II 5-class, ...). ``text_encoder`` names the prompt-embedding source
+    (``models.edclip``); the fitted ``text_encoder_`` records its version.
+    """
+
+    accepts = frozenset({"tokens"})
+
+    def __init__(self, epochs: int = 120, lr: float | None = None, batch_size: int | None = None,
+                 weight_decay: float = 1e-5, optimizer: str = "adam", loss: str = "ce", seed: int = 0,
+                 device: str = "cpu", preset: str = "small", width: int | None = None, heads: int | None = None,
+                 layers: int | None = None, ff: int | None = None, dropout: float | None = None, pos: str = "1d",
+                 backbone: str = "transformer",
+                 pool: str = "sparse", lambda_sparse: float = 1e-3, edclip: bool = True, lambda_edclip: float = 0.3,
+                 lambda_oth: float = 0.2, delta: float = 0.2, tau: float = 0.07,
+                 text_encoder: str = DEFAULT_ENCODER, classes: str | None = None):
+        super().__init__(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                         optimizer=optimizer, loss=loss, seed=seed, device=device)
+        self.preset = preset
+        self.width = width
+        self.heads = heads
+        self.layers = layers
+        self.ff = ff
+        self.dropout = dropout
+        self.pos = pos
+        self.backbone = backbone
+        self.pool = pool
+        self.lambda_sparse = lambda_sparse
+        self.edclip = edclip
+        self.lambda_edclip = lambda_edclip
+        self.lambda_oth = lambda_oth
+        self.delta = delta
+        self.tau = tau
+        self.text_encoder = text_encoder
+        self.classes = classes
+
+    # ------------------------------------------------------------------ configuration
+
+    def _size(self) -> dict:
+        if self.preset not in MODEL_PRESETS:
+            raise ValueError(f"unknown transformer preset {self.preset!r} (known: {', '.join(MODEL_PRESETS)})")
+        size = dict(MODEL_PRESETS[self.preset])
+        for key in ("width", "heads", "layers", "ff", "dropout", "batch_size", "lr"):
+            if getattr(self, key) is not None:
+                size[key] = getattr(self, key)
+        for key, value, known in (("pos", self.pos, POS), ("backbone", self.backbone, BACKBONES),
+                                  ("pool", self.pool, POOLS)):
+            if value not in known:
+                raise ValueError(f"{key} must be one of {', '.join(known)}, not {value!r}")
+        if self.pool == "cls" and self.backbone == "cnn":
+            raise ValueError("pool='cls' needs backbone='transformer' (a CNN has no class token)")
+        return size
+
+    def class_names(self, n_classes: int) -> list[str]:
+        if self.classes:
+            names = [c.strip() for c in str(self.classes).split(",") if c.strip()]
+        else:
+            from benchmark.labels import LABEL_SETS
+
+            match = [cls for _m, cls in LABEL_SETS.values() if len(cls) == n_classes]
+            if len(match) != 1:
+                raise ValueError(f"cannot tell the {n_classes} class names for EDCLIP's prompts; "
+                                 "pass --model-param classes=a,b,c")
+            names = list(match[0])
+        if len(names) != n_classes:
+            raise ValueError(f"classes={self.classes!r} names {len(names)} classes, the data have {n_classes}")
+        return names
+
+    def _text(self, n_classes: int, dev) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self.edclip or self.lambda_edclip == 0:
+            self.text_encoder_ = None
+            return None
+        names = self.class_names(n_classes)
+        prompts, index = class_prompts(names)
+        if not prompts:
+            raise ValueError(f"EDCLIP needs at least one described class, got {names}")
+        emb = prompt_embeddings(prompts, self.text_encoder)
+        self.text_encoder_ = encoder_version(self.text_encoder)
+        self.edclip_classes_ = names
+        return torch.as_tensor(emb, device=dev), torch.as_tensor(index, device=dev)
+
+    def build(self, in_shape: tuple[int, ...], n_classes: int, text_dim: int | None = None) -> nn.Module:
+        if len(in_shape) != 2:
+            raise ValueError(f"transformer expects tokens (N, L, dim), got samples of shape {in_shape}")
+        s = self._size()
+        return TokenNet(in_shape[1], in_shape[0], n_classes, s["width"], s["heads"], s["layers"], s["ff"],
+                        s["dropout"], self.pos, self.backbone, self.pool, text_dim=text_dim)
+
+    # ------------------------------------------------------------------ training
+
+    def _objective(self, net: TokenNet, logits, yb, cls_loss, text) -> torch.Tensor:
+        loss = cls_loss(logits, yb)
+        alpha = net.aux["alpha"]
+        if alpha is not None and self.lambda_sparse:
+            loss = loss + self.lambda_sparse * attention_entropy(alpha).mean()
+        if text is not None:
+            loss = loss + self.lambda_edclip * edclip_loss(net.text_proj(net.aux["pooled"]), yb, text[0], text[1],
+                                                           self.tau, self.delta, self.lambda_oth)
+        return loss
+
+    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "Transformer":
+        dev = resolve_device(self.device)
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=dev)
+        yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
+        text = self._text(n_classes, dev)
+        net = self.build(tuple(Xt.shape[1:]), n_classes, None if text is None else text[0].shape[1]).to(dev)
+        size = self._size()
+        opts = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+        if self.optimizer not in opts:
+            raise ValueError(f"unknown optimizer {self.optimizer!r} (known: {', '.join(opts)})")
+        opt = opts[self.optimizer](net.parameters(), lr=size["lr"], weight_decay=self.weight_decay)
+        cls_loss, batch = self._loss(yt, n_classes), size["batch_size"]
+        self.weights_source_ = "scratch"
+        self.history_, best, self.best_epoch_, best_state = [], -np.inf, self.epochs, None
+        for epoch in range(1, self.epochs + 1):
+            net.train()
+            for idx in torch.randperm(len(Xt), generator=gen).to(dev).split(batch):
+                opt.zero_grad(set_to_none=True)
+                self._objective(net, net(Xt[idx]), yt[idx], cls_loss, text).backward()
+                opt.step()
+            if selection is not None:
+                self.net_ = net
+                score = METRICS[selection.criterion](selection.y, self.predict_proba(selection.X).argmax(1))
+                self.history_.append(score)
+                if score > best:
+                    best, self.best_epoch_, best_state = score, epoch, copy.deepcopy(net.state_dict())
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        self.net_ = net.eval()
+        return self
+
+    @torch.no_grad()
+    def attention(self, X) -> np.ndarray:
+        """(N, L) sparse-pooling weights alpha (the paper's Fig. 4 shading); needs ``pool="sparse"``."""
+        if self.pool != "sparse":
+            raise ValueError("attention weights exist only with pool='sparse'")
+        net = self.net_.eval()
+        dev = next(net.parameters()).device
+        out = []
+        for b in torch.as_tensor(np.asarray(X), dtype=torch.float32).split(1024):
+            net(b.to(dev))
+            out.append(net.aux["alpha"].cpu())
+        return torch.cat(out).numpy()
