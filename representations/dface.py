@@ -264,11 +264,11 @@ def pretrain(frames: str, out: Path, preset: str = "small", steps: int = 300, ba
                    "scale": scale if frames == "synthetic" else None,
                    "gap_s": list(GAP_S), "fps": fps if frames not in ("synthetic",) else None,
                    "recipe_version": RECIPE_VERSION},
-        "history": history, "torch": str(torch.__version__), "seconds": round(time.perf_counter() - t0, 1),
-    }
+        "history": history, "torch": str(torch.__version__),
+    }  # no timings in the file: the same recipe gives a byte-identical checkpoint on the same platform
     net.cpu()
-    meta["sha256"] = save_checkpoint(Path(out), net, meta)
-    return meta
+    sha = save_checkpoint(Path(out), net, meta)
+    return {**meta, "sha256": sha, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def cache_dir() -> Path:

@@ -80,11 +80,13 @@ def plot_matrix(m: np.ndarray, title: str, path: Path, cmap: str = "viridis") ->
     return path
 
 
-def _draw_map(ax, grid: np.ndarray, weights: np.ndarray | None, title: str) -> None:
+def _draw_map(ax, grid: np.ndarray, weights: np.ndarray | None, title: str, vrange=(0.0, 1.0)) -> None:
     shade = weights if weights is not None else np.zeros(grid.shape)
-    ax.imshow(shade, cmap="Reds", vmin=0, vmax=max(float(shade.max()), 1e-9) if weights is not None else 1)
+    lo, hi = vrange
+    ax.imshow(shade, cmap="Reds", vmin=lo, vmax=hi)
     for (r, c), v in np.ndenumerate(grid):
-        ax.text(c, r, str(int(v)), ha="center", va="center", fontsize=8)
+        dark = weights is not None and (shade[r, c] - lo) > 0.6 * (hi - lo)
+        ax.text(c, r, str(int(v)), ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=7)
@@ -97,15 +99,18 @@ def plot_index_maps(indices: np.ndarray, hw: tuple[int, int], path: Path, attent
     n = min(len(indices), max_maps)
     cols = min(n, 6)
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows), squeeze=False)
+    shown = None if attention is None else np.asarray(attention[:n], dtype=float)
+    vrange = (0.0, 1.0) if shown is None else (float(shown.min()), max(float(shown.max()), float(shown.min()) + 1e-9))
     for k, ax in enumerate(axes.ravel()):
         if k >= n:
             ax.axis("off")
             continue
-        w = None if attention is None else np.asarray(attention[k]).reshape(hw)
-        _draw_map(ax, np.asarray(indices[k]).reshape(hw), w, titles[k] if titles else f"sample {k}")
-    fig.suptitle("action token index maps" + (" (shade: sparse attention weight)" if attention is not None else ""),
-                 fontsize=9)
+        w = None if shown is None else shown[k].reshape(hw)
+        _draw_map(ax, np.asarray(indices[k]).reshape(hw), w, titles[k] if titles else f"sample {k}", vrange)
+    what = "" if shown is None else (f" (shade: sparse attention weight, {vrange[0]:.3f}..{vrange[1]:.3f};"
+                                      f" uniform = {1 / shown.shape[1]:.3f})")
+    fig.suptitle("action token index maps" + what, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -249,6 +249,16 @@ def test_pretrain_cli_records_real_subjects_and_the_runner_refuses_them(cache, t
         execute(cfg, progress=False)
 
 
+def test_same_recipe_gives_a_byte_identical_checkpoint(tmp_path):
+    from representations.dface import pretrain
+
+    kw = dict(preset="tiny", steps=3, batch_size=4, pairs=6, scale="tiny", log=lambda m: None)
+    a = pretrain("synthetic", tmp_path / "a.pt", **kw)
+    b = pretrain("synthetic", tmp_path / "b.pt", **kw)
+    assert a["sha256"] == b["sha256"]
+    assert a["trained_on"]["subjects"][0].startswith("synthetic-seed1:")
+
+
 def test_pretrain_from_a_plain_folder_of_sequences(cache, tiny_root, tmp_path):
     from representations.dface import folder_sequences, pretrain
 
