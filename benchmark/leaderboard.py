@@ -21,6 +21,10 @@ def collect(run_dirs: list[Path]) -> list[dict]:
         for m in sorted(Path(parent).glob("*/metrics.json")):
             rec = json.loads(m.read_text())
             rec["_dir"] = m.parent.name
+            cfg = m.parent / "config.json"
+            if cfg.exists():  # the recipe shown in the notes: rep/model params set by the user
+                c = json.loads(cfg.read_text()).get("config", {})
+                rec["_params"] = {**c.get("rep_params", {}), **c.get("model_params", {})}
             runs.append(rec)
     return runs
 
@@ -43,6 +47,7 @@ def _row(r: dict, dbs: list[str]) -> str:
         flags.append("init: " + ", ".join(w.split(" ")[0].rsplit("/", 1)[-1] for w in r["weights"]))
     if r.get("folds_missing_classes"):
         flags.append(f"{len(r['folds_missing_classes'])} folds lack a class in training")
+    flags += [f"{k}={v}" for k, v in sorted(r.get("_params", {}).items())]
     if r.get("label"):
         flags.append(r["label"])
     return "| " + " | ".join([
