@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SELECTIONS = ("fixed", "inner-val", "oracle")
+FOLD_PARALLEL = ("auto", "on", "off")
+# Settings that change how a run is computed, not its numbers (beyond floating-point noise).
+EXECUTION_KEYS = ("out", "device", "label", "workers", "fold_parallel", "fold_group")
 
 
 class ConfigError(ValueError):
@@ -34,6 +37,8 @@ class RunConfig:
     allow_contamination: bool = False
     label: str | None = None  # free-text tag shown in the leaderboard (e.g. "CPU schedule")
     workers: int = 1  # folds trained in parallel processes (1 torch thread each when > 1)
+    fold_parallel: str = "auto"  # train a seed's folds as one stacked model: auto (on CUDA) | on | off
+    fold_group: int = 0  # folds per stacked model (0: all of a seed's folds, split over the workers)
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -46,6 +51,10 @@ class RunConfig:
             raise ConfigError("at least one seed is needed")
         if self.workers < 1:
             raise ConfigError("workers must be >= 1")
+        if self.fold_parallel not in FOLD_PARALLEL:
+            raise ConfigError(f"fold_parallel must be one of {', '.join(FOLD_PARALLEL)}, not {self.fold_parallel!r}")
+        if self.fold_group < 0:
+            raise ConfigError("fold_group must be >= 0")
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -55,7 +64,7 @@ class RunConfig:
     def run_id(self) -> str:
         """Stable id: the same resolved config resumes the same run folder."""
         d = self.as_dict()
-        for k in ("out", "device", "label", "workers"):  # do not change the numbers
+        for k in EXECUTION_KEYS:
             d.pop(k)
         digest = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         part = f"-{self.dataset}" if self.dataset else ""

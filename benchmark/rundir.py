@@ -95,6 +95,7 @@ def finalize(out: Path, p, records: list[dict], wall_s: float) -> dict:
         "weights": sorted({r.get("weights_source") or "scratch" for r in records}),
         "folds_missing_classes": sorted({r["fold"] for r in records if r["missing_train_classes"]}),
         "best_epochs": [r["best_epoch"] for r in records] if p.cfg.selection != "fixed" else None,
+        "training": sorted({r.get("training", "sequential") for r in records}),
         "wall_s": round(wall_s, 1), "fold_seconds": round(sum(r["seconds"] for r in records), 1),
         "finished": now(), "metrics": metrics,
     }

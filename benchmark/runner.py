@@ -114,21 +114,62 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
         rep = clone(p.rep).fit([p.sel.samples[i] for i in fold.train], p.sel.y[fold.train])
     leaked = _contamination(p, rep, fold)
     X = X_shared if X_shared is not None else rep.transform(p.sel.samples)
-    fold_seed = seed * 100_003 + index
+    fold_seed = _fold_seed(seed, index)
     train, selection = _selection(p, fold, X, fold_seed)
     model = clone(p.model)
     if "seed" in model.get_params():
         model.set_params(seed=fold_seed)
-    n_classes = len(p.sel.classes)
-    model.fit(X[train], p.sel.y[train], n_classes=n_classes, selection=selection)
-    proba = model.predict_proba(X[fold.test])
+    model.fit(X[train], p.sel.y[train], n_classes=len(p.sel.classes), selection=selection)
+    return _record(p, fold, seed, model, model.predict_proba(X[fold.test]), train, leaked,
+                   time.perf_counter() - t0, "sequential")
+
+
+def _fold_seed(seed: int, index: int) -> int:
+    return seed * 100_003 + index
+
+
+def _record(p: Plan, fold: Fold, seed: int, model, proba, train, leaked, seconds: float, training: str) -> dict:
     return {
         "fold": fold.name, "seed": seed, "test": fold.test.tolist(), "proba": proba.round(6).tolist(),
         "pred": proba.argmax(1).tolist(), "best_epoch": getattr(model, "best_epoch_", None),
-        "missing_train_classes": [p.sel.classes[c] for c in missing_classes(p.sel.y[train], n_classes)],
+        "missing_train_classes": [p.sel.classes[c] for c in missing_classes(p.sel.y[train], len(p.sel.classes))],
         "contaminated_subjects": leaked, "weights_source": getattr(model, "weights_source_", None),
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": round(seconds, 3), "training": training,
     }
+
+
+def run_fold_group(p: Plan, jobs: list[tuple[int, Fold, int]], X_shared: np.ndarray) -> list[dict]:
+    """Train the folds of ``jobs`` (one seed) as one stacked model (``models/fold_parallel.py``);
+    each fold's weights, batches and dropout are those its own ``run_fold`` would draw."""
+    from models.fold_parallel import fit_folds
+
+    t0 = time.perf_counter()
+    leaked = [_contamination(p, p.rep, fold) for _, fold, _ in jobs]
+    trains = [fold.train for _, fold, _ in jobs]
+    seeds = [_fold_seed(seed, index) for index, _, seed in jobs]
+    models = fit_folds(p.model, X_shared, p.sel.y, trains, seeds, len(p.sel.classes))
+    seconds = (time.perf_counter() - t0) / len(jobs)  # the group's time, shared evenly
+    tag = f"fold-parallel:{len(jobs)}"
+    return [_record(p, fold, seed, m, m.predict_proba(X_shared[fold.test]), fold.train, lk, seconds, tag)
+            for (_, fold, seed), m, lk in zip(jobs, models, leaked)]
+
+
+def training_path(p: Plan, X_shared: np.ndarray | None) -> dict:
+    """Fold-parallel or sequential, and why: recorded in the run folder's config.json."""
+    mode = p.cfg.fold_parallel
+    if mode == "off":
+        return {"path": "sequential", "reason": "fold_parallel=off"}
+    if mode == "auto" and resolve_device(p.cfg.device).type != "cuda":
+        return {"path": "sequential",
+                "reason": "fold_parallel=auto uses the stacked path on CUDA only (on CPU it is slower: see results/PERF.md)"}
+    if X_shared is None:
+        return {"path": "sequential", "reason": f"representation {p.cfg.rep!r} is fitted per fold"}
+    from models.fold_parallel import unsupported
+
+    why = unsupported(p.model, p.cfg.selection, [f.train for f in p.folds], p.sel.y)
+    if why:
+        return {"path": "sequential", "reason": why}
+    return {"path": "fold-parallel", "reason": f"fold_parallel={mode}"}
 
 
 def execute(cfg: RunConfig, progress: bool = True) -> Path:
@@ -141,8 +182,8 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
     """
     t0 = time.perf_counter()
     p = plan(cfg)
-    out = rundir.prepare(Path(cfg.out) / cfg.run_id(), _header(p))
     X_shared = None if getattr(p.rep, "learned", False) else p.rep.transform(p.sel.samples)
+    out = rundir.prepare(Path(cfg.out) / cfg.run_id(), {**_header(p), "training": training_path(p, X_shared)})
     _write_rep_report(out, p.rep)
     jobs = [(i, f, seed) for seed in cfg.seeds for i, f in enumerate(p.folds)]
     todo = [j for j in jobs if rundir.load_fold(out, j[2], j[1].name) is None]
@@ -170,10 +211,12 @@ def _write_rep_report(out: Path, rep) -> None:
 
 
 def _train(p: Plan, todo: list, X_shared):
-    """Yield fold records, in-process or from a pool of worker processes."""
-    if p.cfg.workers == 1 or len(todo) <= 1:
-        for index, fold, seed in todo:
-            yield run_fold(p, fold, index, seed, X_shared)
+    """Yield fold records, in-process or from a pool of worker processes; a unit of work is
+    one fold, or a group of one seed's folds trained stacked (see ``training_path``)."""
+    units = _units(p, todo, X_shared)
+    if p.cfg.workers == 1 or len(units) <= 1:
+        for unit in units:
+            yield from _run_unit(p, unit, X_shared)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -181,9 +224,27 @@ def _train(p: Plan, todo: list, X_shared):
     ctx = mp.get_context("spawn")  # fork after torch/OpenMP start-up can deadlock
     with ProcessPoolExecutor(p.cfg.workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(p, X_shared)) as pool:
-        futures = [pool.submit(_worker_fold, i, f, seed) for i, f, seed in todo]
+        futures = [pool.submit(_worker_unit, unit) for unit in units]
         for fut in as_completed(futures):
-            yield fut.result()
+            yield from fut.result()
+
+
+def _units(p: Plan, todo: list, X_shared) -> list[list]:
+    if not todo or training_path(p, X_shared)["path"] != "fold-parallel":
+        return [[job] for job in todo]
+    units = []
+    for seed in dict.fromkeys(s for _, _, s in todo):
+        jobs = [j for j in todo if j[2] == seed]
+        size = p.cfg.fold_group or -(-len(jobs) // p.cfg.workers)
+        units += [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    return units
+
+
+def _run_unit(p: Plan, unit: list, X_shared) -> list[dict]:
+    if len(unit) == 1 and training_path(p, X_shared)["path"] == "sequential":
+        index, fold, seed = unit[0]
+        return [run_fold(p, fold, index, seed, X_shared)]
+    return run_fold_group(p, unit, X_shared)
 
 
 _WORKER: dict = {}
@@ -196,8 +257,8 @@ def _worker_init(p: Plan, X_shared) -> None:
     _WORKER.update(plan=p, X=X_shared)
 
 
-def _worker_fold(index: int, fold: Fold, seed: int) -> dict:
-    return run_fold(_WORKER["plan"], fold, index, seed, _WORKER["X"])
+def _worker_unit(unit: list) -> list[dict]:
+    return _run_unit(_WORKER["plan"], unit, _WORKER["X"])
 
 
 def _header(p: Plan) -> dict:
@@ -220,3 +281,50 @@ def _progress(total: int, done: int, enabled: bool):
 
 def load_metrics(run: Path) -> dict:
     return json.loads((Path(run) / "metrics.json").read_text())
+
+
+# ---- plumbing for sweeps (benchmark/sweep.py): one run split into units of folds, possibly on
+# other machines; each step does what ``execute`` does, so the run folder comes out the same.
+
+def open_run(cfg: RunConfig) -> tuple[Plan, Path]:
+    """Plan ``cfg`` and create (or reopen) its run folder with ``config.json``."""
+    p = plan(cfg)
+    return p, rundir.prepare(Path(cfg.out) / cfg.run_id(), _header(p))
+
+
+def shared_features(p: Plan) -> np.ndarray | None:
+    """The template representation's features of every sample (None when it is learned per fold);
+    writes ``rep_report.json`` like ``execute``."""
+    if getattr(p.rep, "learned", False):
+        return None
+    X = p.rep.transform(p.sel.samples)
+    _write_rep_report(Path(p.cfg.out) / p.cfg.run_id(), p.rep)
+    return X
+
+
+def run_listed_folds(p: Plan, jobs: list[tuple[str, int]], X_shared=None) -> list[dict]:
+    """Train the ``(fold name, seed)`` jobs of a planned run into its run folder; folds already
+    on disk are read back, not retrained. Returns the records in ``jobs`` order."""
+    out = Path(p.cfg.out) / p.cfg.run_id()
+    index = {f.name: (i, f) for i, f in enumerate(p.folds)}
+    todo = [(*index[name], seed) for name, seed in jobs if rundir.load_fold(out, seed, name) is None]
+    if todo and X_shared is None:
+        X_shared = shared_features(p)
+    done = {}
+    for rec in _train(p, todo, X_shared):
+        rundir.save_fold(out, rec)
+        done[(rec["fold"], rec["seed"])] = rec
+    return [done.get((name, seed)) or rundir.load_fold(out, seed, name) for name, seed in jobs]
+
+
+def finalize_run(p: Plan, wall_s: float) -> Path:
+    """Pool every fold file of a planned run into metrics.json, predictions.csv, ...; a missing
+    fold is an error."""
+    out = Path(p.cfg.out) / p.cfg.run_id()
+    keys = [(seed, f.name) for seed in p.cfg.seeds for f in p.folds]
+    records = [rundir.load_fold(out, seed, name) for seed, name in keys]
+    missing = [f"seed{seed}/{name}" for (seed, name), r in zip(keys, records) if r is None]
+    if missing:
+        raise RuntimeError(f"{out}: {len(missing)} fold(s) not finished, e.g. {missing[0]}")
+    rundir.finalize(out, p, records, wall_s=wall_s)
+    return out

@@ -56,3 +56,9 @@ class STSTNet(TorchClassifier):
 
     def build(self, in_shape, n_classes):
         return _STSTNet(in_shape[0], n_classes, tuple(in_shape[1:]))
+
+    def stacked_network(self, nets, in_shape):
+        """The fold models as one network, for fold-parallel training (models/fold_parallel.py)."""
+        from models.fold_parallel import StackedSTSTNet
+
+        return StackedSTSTNet(nets, in_shape)
