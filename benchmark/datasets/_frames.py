@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from benchmark.samples import Defect
+from benchmark.samples import Defect, Sample
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<n>\d+)$")
@@ -194,3 +194,26 @@ def fill_offset(key: str, folder: Path, frames: Mapping[int, Path], defects: lis
             return last
     defects.append(Defect(key, "missing_offset", "offset unknown", action))
     return last
+
+
+def annotated_sample(key: str, ann, folder: Path | None, clip_frames: Mapping[int, Path], tracker: "FrameTracker",
+                     defects: list[Defect], frame_fallback: str, missing: str, fill_offset_from_folder: bool = True,
+                     **fields) -> Sample | None:
+    """A sheet row's Sample with its frames checked (None: the row is dropped).
+
+    No frames: ``tracker`` records ``missing`` (the sample is kept for inputs that
+    need no frames). An unknown offset becomes the folder's last frame when the
+    folder holds one clip (``fill_offset_from_folder``); the annotated frames
+    are checked against the folder with ``frame_fallback``.
+    """
+    offset = ann.offset
+    if folder is None or not clip_frames:
+        tracker.missing_clip(key, missing)
+    else:
+        tracker.clip_found()
+        if offset is None and fill_offset_from_folder:
+            offset = fill_offset(key, folder, clip_frames, defects)
+        if not check_frames(key, folder, clip_frames, {"onset": ann.onset, "apex": ann.apex, "offset": offset},
+                            defects, frame_fallback):
+            return None
+    return Sample(onset=ann.onset, apex=ann.apex, offset=offset, frames=clip_frames, **fields)

@@ -222,6 +222,16 @@ def find_sheet(root: Path, patterns: Sequence[str], dataset: str, notes: list[De
 # ---------------------------------------------------------------- values
 
 
+def locate_sheet(root: Path, sheet: str | Path | None, patterns: Sequence[str], dataset: str,
+                 defects: list[Defect]) -> Path:
+    """The annotation sheet: ``sheet`` as given (relative to ``root`` when not found as is),
+    else the first file under ``root`` matching ``patterns``."""
+    if sheet is None:
+        return find_sheet(root, patterns, dataset, defects)
+    path = Path(sheet)
+    return root / path if not path.is_absolute() and not path.exists() else path
+
+
 def parse_frame(value: Any) -> int | None:
     """A non-negative frame number from an int/float/str cell, else None."""
     if value is None or isinstance(value, bool):

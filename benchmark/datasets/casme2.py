@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmark.datasets._frames import FrameTracker, check_frames, fill_offset, index_frames
+from benchmark.datasets._frames import FrameTracker, annotated_sample, index_frames
 from benchmark.datasets._sheets import (
-    MISSING_VALUE, check_annotation, check_duplicate, check_emotion, find_sheet, read_sheet,
+    MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, read_sheet,
 )
 from benchmark.samples import DatasetReport, Defect, Sample
 
@@ -72,9 +72,7 @@ def read(
     if frames not in FRAME_SOURCES:
         raise ValueError(f"frames must be one of {tuple(FRAME_SOURCES)}, not {frames!r}")
     defects: list[Defect] = []
-    path = Path(sheet) if sheet is not None else find_sheet(root, SHEET_PATTERNS, NAME, defects)
-    if sheet is not None and not path.is_absolute() and not path.exists():
-        path = root / path
+    path = locate_sheet(root, sheet, SHEET_PATTERNS, NAME, defects)
     table = read_sheet(path, COLUMNS, OPTIONAL)
 
     order_names = [frames] + [k for k in FRAME_SOURCES if k != frames]
@@ -123,21 +121,12 @@ def read(
                     defects.append(Defect(key, FRAME_CHANGES, f"no frames in {bases[0][1] / sub / clip}",
                                           f"{kind} frames from {candidate} used"))
                 break
-        offset = ann.offset
-        if folder is None:
-            tracker.missing_clip(key, "no frame folder " + " or ".join(str(b / sub / clip) for _, b, _ in bases)
-                                 if bases else f"no frame folder under {root}")
-        else:
-            tracker.clip_found()
-            if offset is None:
-                offset = fill_offset(key, folder, clip_frames, defects)
-            if not check_frames(key, folder, clip_frames,
-                                {"onset": ann.onset, "apex": ann.apex, "offset": offset}, defects, frame_fallback):
-                continue
-        samples.append(Sample(
-            dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion,
-            onset=ann.onset, apex=ann.apex, offset=offset,
-            frames=clip_frames, fps=FPS, grayscale=False,
-        ))
+        sample = annotated_sample(key, ann, folder, clip_frames, tracker, defects, frame_fallback,
+                                  ("no frame folder " + " or ".join(str(b / sub / clip) for _, b, _ in bases)
+                                   if bases else f"no frame folder under {root}"),
+                                  dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion, fps=FPS,
+                                  grayscale=False)
+        if sample is not None:
+            samples.append(sample)
     samples = tracker.finish(samples, defects)
     return DatasetReport(NAME, root, samples, defects, [path])

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.datasets._frames import FrameTracker, check_frames, find_base, index_frames
+from benchmark.datasets._frames import FrameTracker, annotated_sample, find_base, index_frames
 from benchmark.datasets._sheets import (
-    MISSING_VALUE, check_annotation, check_duplicate, check_emotion, find_sheet, parse_frame, read_sheet,
+    MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, parse_frame, read_sheet,
 )
 from benchmark.samples import DatasetReport, Defect, Sample
 
@@ -58,9 +58,7 @@ def read(
     """Read CAS(ME)^3 Part A micro-expressions from ``root``."""
     root = Path(root)
     defects: list[Defect] = []
-    path = Path(sheet) if sheet is not None else find_sheet(root, SHEET_PATTERNS, NAME, defects)
-    if sheet is not None and not path.is_absolute() and not path.exists():
-        path = root / path
+    path = locate_sheet(root, sheet, SHEET_PATTERNS, NAME, defects)
     table = read_sheet(path, COLUMNS, OPTIONAL)
     base = find_base(root, "spNO.*")
     tracker = FrameTracker(NAME, root, frame_fallback, "spNO.X/<Filename>/color/<N>.jpg")
@@ -89,18 +87,12 @@ def read(
             folder = _video_folder(base, sub, name)
             videos[(sub, name)] = (folder, index_frames(folder) if folder else {})
         folder, clip_frames = videos[(sub, name)]
-        if not clip_frames:
-            tracker.missing_clip(key, f"no frames in {base / sub / name / 'color'}")
-        else:
-            tracker.clip_found()
-            if not check_frames(key, folder, clip_frames,
-                                {"onset": ann.onset, "apex": ann.apex, "offset": ann.offset},
-                                defects, frame_fallback):
-                continue
-        samples.append(Sample(
-            dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion,
-            onset=ann.onset, apex=ann.apex, offset=ann.offset,
-            frames=clip_frames, fps=FPS, grayscale=False,
-        ))
+        # One folder holds a whole video with many expressions: an unknown offset stays unknown.
+        sample = annotated_sample(key, ann, folder, clip_frames, tracker, defects, frame_fallback,
+                                  f"no frames in {base / sub / name / 'color'}", fill_offset_from_folder=False,
+                                  dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion, fps=FPS,
+                                  grayscale=False)
+        if sample is not None:
+            samples.append(sample)
     samples = tracker.finish(samples, defects)
     return DatasetReport(NAME, root, samples, defects, [path])

@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmark.datasets._frames import FrameTracker, check_frames, fill_offset, find_base, index_frames
+from benchmark.datasets._frames import FrameTracker, annotated_sample, find_base, index_frames
 from benchmark.datasets._sheets import (
-    MISSING_VALUE, check_annotation, check_duplicate, check_emotion, find_sheet, read_sheet,
+    MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, read_sheet,
 )
 from benchmark.samples import DatasetReport, Defect, Sample
 
@@ -63,9 +63,7 @@ def read(
     """Read SAMM from ``root`` (frames optional: annotation-only copies work)."""
     root = Path(root)
     defects: list[Defect] = []
-    path = Path(sheet) if sheet is not None else find_sheet(root, SHEET_PATTERNS, NAME, defects)
-    if sheet is not None and not path.is_absolute() and not path.exists():
-        path = root / path
+    path = locate_sheet(root, sheet, SHEET_PATTERNS, NAME, defects)
     table = read_sheet(path, COLUMNS, OPTIONAL)
     base = find_base(root, "[0-9][0-9][0-9]")
     tracker = FrameTracker(NAME, root, frame_fallback, "<subject>/<Filename>/*.jpg")
@@ -95,20 +93,11 @@ def read(
             continue
         folder = base / sub / clip
         clip_frames = index_frames(folder)
-        offset = ann.offset
-        if not clip_frames:
-            tracker.missing_clip(key, f"no frames in {folder}")
-        else:
-            tracker.clip_found()
-            if offset is None:
-                offset = fill_offset(key, folder, clip_frames, defects)
-            if not check_frames(key, folder, clip_frames,
-                                {"onset": ann.onset, "apex": ann.apex, "offset": offset}, defects, frame_fallback):
-                continue
-        samples.append(Sample(
-            dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion,
-            onset=ann.onset, apex=ann.apex, offset=offset,
-            frames=clip_frames, fps=FPS, grayscale=True,
-        ))
+        sample = annotated_sample(key, ann, folder, clip_frames, tracker, defects, frame_fallback,
+                                  f"no frames in {folder}",
+                                  dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion, fps=FPS,
+                                  grayscale=True)
+        if sample is not None:
+            samples.append(sample)
     samples = tracker.finish(samples, defects)
     return DatasetReport(NAME, root, samples, defects, [path])

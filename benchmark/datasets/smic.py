@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmark.datasets._frames import FrameTracker, check_frames, fill_offset, index_frames
+from benchmark.datasets._frames import FrameTracker, annotated_sample, index_frames
 from benchmark.datasets._sheets import (
-    MISSING_VALUE, UNKNOWN_EMOTION, check_annotation, check_duplicate, find_sheet, read_sheet,
+    MISSING_VALUE, UNKNOWN_EMOTION, check_annotation, check_duplicate, locate_sheet, read_sheet,
 )
 from benchmark.samples import DatasetReport, Defect, Sample
 
@@ -112,9 +112,7 @@ def read(
 
     root = Path(root)
     defects: list[Defect] = []
-    path = Path(sheet) if sheet is not None else find_sheet(root, SHEET_PATTERNS, NAME, defects)
-    if sheet is not None and not path.is_absolute() and not path.exists():
-        path = root / path
+    path = locate_sheet(root, sheet, SHEET_PATTERNS, NAME, defects)
     table = read_sheet(path, COLUMNS, OPTIONAL)
     if "label" not in table.columns and "emotion" not in table.columns:
         raise DatasetError(f"{path}: worksheet {table.name!r}, header row {table.header_row}: "
@@ -176,21 +174,12 @@ def read(
             if clip_frames:
                 folder = candidate
                 break
-        offset = ann.offset
-        if folder is None:
-            tracker.missing_clip(key, f"no clip folder {raw_clip} under {root} (HS/{sub}/micro/{emotion}/... or {sub}/...)")
-        else:
-            tracker.clip_found()
-            if offset is None:
-                offset = fill_offset(key, folder, clip_frames, defects)
-            if not check_frames(key, folder, clip_frames,
-                                {"onset": ann.onset, "apex": ann.apex, "offset": offset}, defects, frame_fallback):
-                continue
-        samples.append(Sample(
-            dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion,
-            onset=ann.onset, apex=ann.apex, offset=offset,
-            frames=clip_frames, fps=FPS, grayscale=False,
-        ))
+        sample = annotated_sample(key, ann, folder, clip_frames, tracker, defects, frame_fallback,
+                                  f"no clip folder {raw_clip} under {root} (HS/{sub}/micro/{emotion}/... or {sub}/...)",
+                                  dataset=NAME, subject=f"{NAME}/{sub}", clip=clip, emotion=emotion, fps=FPS,
+                                  grayscale=False)
+        if sample is not None:
+            samples.append(sample)
     samples = tracker.finish(samples, defects)
     if renamed:
         defects.insert(0, Defect(path.name, "name_normalized",
