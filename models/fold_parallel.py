@@ -105,11 +105,18 @@ def _epoch(stacked, opt, Xt, yt, streams) -> None:
         # Pad short batches with their own first sample; the mask removes it from BN and loss.
         padded = torch.stack([torch.cat([i, i[:1].expand(width - len(i))]) for i in idx])  # (K, B)
         valid = torch.arange(width)[None, :] < sizes[:, None]  # (K, B)
-        x = Xt[padded.T.reshape(-1)].float()  # (B*K, C, H, W), fold-minor
-        noise = [stream.noise((len(i), *stacked.noise_shape), stacked.p) for i, (_, stream) in zip(idx, streams)]
+        x = Xt[padded.T.reshape(-1).to(Xt.device)].float()  # (B*K, C, H, W), fold-minor
+        cuda = x.device.type == "cuda"
+        # On the CPU each fold's dropout mask comes from its own stream (exactly the sequential
+        # masks); on CUDA, where sequential training draws from the device's RNG anyway, one
+        # mask is drawn on the device instead of copying K masks from the host every step.
+        noise = None if cuda else [stream.noise((len(i), *stacked.noise_shape), stacked.p)
+                                   for i, (_, stream) in zip(idx, streams)]
         opt.zero_grad(set_to_none=True)
-        logits = stacked(x, valid.T.to(x.device), sizes.to(x.device), noise)  # (B, K, classes)
-        target = yt[padded.T]  # (B, K)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):  # as TorchClassifier.fit
+            logits = stacked(x, valid.T.to(x.device), sizes.to(x.device), noise)  # (B, K, classes)
+        logits = logits.float()
+        target = yt[padded.T.to(yt.device)]  # (B, K)
         per = F.cross_entropy(logits.permute(0, 2, 1), target, reduction="none")  # (B, K)
         loss = (per * valid.T.to(per.device)).sum(0) / sizes.to(per.device)
         loss.sum().backward()  # folds share no parameter: each gets its own loss's gradient
@@ -147,7 +154,8 @@ class StackedSTSTNet(nn.Module):
         h = torch.relu(F.conv2d(x, self.conv_w, self.conv_b, padding=2, groups=k))
         h = self._batch_norm(h, valid, sizes)
         h = F.max_pool2d(h, kernel_size=3, stride=3, padding=1)
-        h = h * self._noise(noise, b, h)
+        h = h * (self._noise(noise, b, h) if noise is not None
+                 else torch.empty_like(h).bernoulli_(1 - self.p).div_(1 - self.p))
         h = F.avg_pool2d(h, kernel_size=2, stride=2)
         feat = h.reshape(b, k, -1)  # per fold: (channel, y, x) order, as nn.Flatten gives
         return torch.einsum("bkf,kof->bko", feat, self.fc_w) + self.fc_b
@@ -165,6 +173,7 @@ class StackedSTSTNet(nn.Module):
             return F.batch_norm(h, self.running_mean, self.running_var, self.bn_w, self.bn_b,
                                 training=True, momentum=self.momentum, eps=self.eps)
         w = self.width
+        h = h.float()  # statistics in float32 also under autocast
         m = valid.repeat_interleave(w, dim=1).to(h.dtype)[:, :, None, None]  # (B, K*w, 1, 1)
         n = (sizes.repeat_interleave(w) * h.shape[2] * h.shape[3]).to(h.dtype)  # values per channel
         mean = (h * m).sum((0, 2, 3)) / n
