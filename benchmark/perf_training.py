@@ -138,7 +138,7 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / best
 
 
-def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3) -> tuple[float, float]:
+def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3, repeats: int = 20) -> tuple[float, float]:
     """(FLOPs of one STSTNet training step, best seconds per step) at the current thread count."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -158,11 +158,11 @@ def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3) -> tuple
         step()
     for _ in range(3):
         step()
-    best = min(_timed(step)[0] for _ in range(20))
+    best = min(_timed(step)[0] for _ in range(repeats))
     return counter.get_total_flops(), best
 
 
-def flops_table(echo: bool = True) -> str:
+def flops_table(echo: bool = True, repeats: int = 20, gemm_n: int = 2048) -> str:
     lines = ["STSTNet training step (batch 256, 28x28x3, forward + backward + Adam), FLOPs counted by "
              "torch.utils.flop_counter (convolutions and matmuls only), against the best float32 GEMM "
              "rate measured in this process.", "",
@@ -171,8 +171,8 @@ def flops_table(echo: bool = True) -> str:
     old = torch.get_num_threads()
     for threads in sorted({1, os.cpu_count() or 1}):
         torch.set_num_threads(threads)
-        flops, secs = step_flops()
-        peak = matmul_peak(threads)
+        flops, secs = step_flops(repeats=repeats)
+        peak = matmul_peak(threads, n=gemm_n)
         lines.append(f"| {threads} | {flops / 1e6:.0f} M | {secs * 1e3:.1f} ms | {flops / secs / 1e9:.1f} | "
                      f"{peak / 1e9:.1f} | {flops / secs / peak:.1%} |")
         if echo:

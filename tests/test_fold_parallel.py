@@ -93,3 +93,14 @@ def test_auto_and_off_stay_sequential_on_cpu(tmp_path, mode):
     root = write_flow_root(tmp_path / "data", n_sub=1, n_per=3)
     out = execute(_cfg(root, tmp_path / mode, epochs=1, fold_parallel=mode, device="cpu"), progress=False)
     assert json.loads((out / "config.json").read_text())["training"]["path"] == "sequential"
+
+
+def test_perf_training_table_compares_paths_on_the_same_folds(tmp_path):
+    from benchmark.perf_training import flops_table, training_table
+
+    root = write_flow_root(tmp_path / "data")
+    table = training_table(root, folds=2, epochs=2, workers=1, echo=False)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "path" not in line]
+    assert len(rows) == 4 and rows[0].startswith("| reference loop")
+    assert all("100%" in r for r in rows)  # same seeds -> same predictions as the reference loop
+    assert "share of peak" in flops_table(echo=False, repeats=2, gemm_n=256)
