@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {list,run,data check,leaderboard,check}``."""
+"""Command line: ``python -m benchmark {list,run,sweep,data check,leaderboard,check}``."""
 from __future__ import annotations
 
 import argparse
@@ -29,11 +29,23 @@ def _run_parser(sub) -> None:
     r.add_argument("--n-boot", type=int)
     r.add_argument("--workers", type=int, help="folds trained in parallel processes (default 1)")
     r.add_argument("--label", help="tag shown in the leaderboard")
+    r.add_argument("--fold-parallel", choices=["auto", "on", "off"],
+                   help="train a seed's folds as one stacked model (auto: on CUDA, where the model supports it)")
+    r.add_argument("--fold-group", type=int, help="folds per stacked model (default: all, split over --workers)")
     r.add_argument("--preprocess", choices=["none", "raw", "face"],
                    help="pixel representations: same as --rep-param preprocess=...")
     r.add_argument("--allow-contamination", action="store_true", default=None)
     r.add_argument("--json", action="store_true", help="print metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _sweep_parser(sub) -> None:
+    s = sub.add_parser("sweep", help="reps x models x protocols from a YAML spec, in units of folds, locally or on Ray")
+    s.add_argument("spec", help="YAML: reps, models, protocols, seeds, folds_per_unit, leaderboard + run settings")
+    s.add_argument("--executor", choices=["local", "ray"], default="local")
+    s.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    s.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _parse_params(items: list[str]) -> dict:
@@ -62,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered representations, models, protocols and compatible pairs")
     _run_parser(sub)
+    _sweep_parser(sub)
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", required=True)
     c = dsub.add_parser("check", help="read a database folder and report counts and defects")
@@ -106,6 +119,7 @@ def cmd_run(args) -> int:
         "seeds": [int(s) for s in args.seeds.split(",")] if args.seeds else None,
         "selection": args.selection, "device": args.device, "out": args.out, "n_boot": args.n_boot,
         "label": args.label, "workers": args.workers, "allow_contamination": args.allow_contamination,
+        "fold_parallel": args.fold_parallel, "fold_group": args.fold_group,
         "rep_params": _rep_params(args) or None, "model_params": _parse_params(args.model_param) or None,
     }
     cfg = resolve(cli, args.config)
@@ -125,6 +139,28 @@ def cmd_run(args) -> int:
         print(f"  {db:<8} UF1 {b['uf1']['mean']:.4f}  UAR {b['uar']['mean']:.4f}  (n={b['n']})")
     print(f"  wall time {m['wall_s']:.0f} s -> {run}")
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from benchmark.runner import load_metrics
+    from benchmark.sweep import load_spec, run_sweep
+
+    sweep = load_spec(args.spec)
+    res = run_sweep(sweep, executor=args.executor, address=args.address, num_cpus=args.num_cpus,
+                    progress=not args.quiet)
+    print(f"{len(sweep.configs)} runs, {res.units} units: {len(res.ran)} scheduled, "
+          f"{res.units - len(res.ran)} already done, {len(res.failed)} failed")
+    for run in res.runs:
+        if (run / "metrics.json").exists():
+            o = load_metrics(run)["metrics"]["overall"]
+            print(f"  UF1 {o['uf1']['mean']:.4f}  UAR {o['uar']['mean']:.4f}  {run}")
+        else:
+            print(f"  (unfinished)     {run}")
+    for unit, error in res.failed:
+        print(f"error: {unit}: {error}", file=sys.stderr)
+    if res.leaderboard:
+        print(f"wrote {res.leaderboard}")
+    return 1 if res.failed else 0
 
 
 def cmd_data_check(args) -> int:
@@ -151,8 +187,8 @@ def cmd_check(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "check": cmd_check,
-                "pretrain": pretrain.cmd, "perf": perf.cmd}
+    handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
+                "check": cmd_check, "pretrain": pretrain.cmd, "perf": perf.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:
         return handler(args)

@@ -287,9 +287,11 @@ def load_metrics(run: Path) -> dict:
 # other machines; each step does what ``execute`` does, so the run folder comes out the same.
 
 def open_run(cfg: RunConfig) -> tuple[Plan, Path]:
-    """Plan ``cfg`` and create (or reopen) its run folder with ``config.json``."""
+    """Plan ``cfg`` and create (or reopen) its run folder with ``config.json`` (features are
+    not computed here: ``training_path`` only asks whether they are shared)."""
     p = plan(cfg)
-    return p, rundir.prepare(Path(cfg.out) / cfg.run_id(), _header(p))
+    shared = None if getattr(p.rep, "learned", False) else np.empty(0)
+    return p, rundir.prepare(Path(cfg.out) / cfg.run_id(), {**_header(p), "training": training_path(p, shared)})
 
 
 def shared_features(p: Plan) -> np.ndarray | None:
