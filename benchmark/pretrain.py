@@ -1,4 +1,5 @@
-"""``python -m benchmark pretrain dface``: train a D-FACE tokenizer checkpoint.
+"""``python -m benchmark pretrain dface``: train a D-FACE tokenizer checkpoint
+(``pretrain dfe``: a frozen DFE basis + RVQ-VAE, see :func:`cmd_dfe`).
 
     python -m benchmark pretrain dface --frames synthetic --out dface-small.pt
     python -m benchmark pretrain dface --frames DATA_ROOT --preset small --steps 5000 --out ckpt.pt
@@ -24,7 +25,7 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("pretrain", help="pretrain a tokenizer checkpoint (D-FACE C-VQ-VAE)")
-    p.add_argument("what", choices=["dface"], help="what to pretrain")
+    p.add_argument("what", choices=["dface", "dfe"], help="what to pretrain (dfe: basis + RVQ-VAE, see cmd_dfe)")
     p.add_argument("--frames", required=True, help="'synthetic', a data root, or a folder of frame sequences")
     p.add_argument("--out", help="checkpoint file to write (default: the preset's default checkpoint in the cache)")
     p.add_argument("--preset", default="small", help="network size: small (CPU), paper (GPU), tiny (tests)")
@@ -38,7 +39,27 @@ def add_parser(subparsers) -> None:
     p.add_argument("--log-every", type=int, default=50)
 
 
+def cmd_dfe(args) -> int:
+    """``pretrain dfe``: canonical face, expression basis and RVQ-VAE on every clip of
+    ``--frames`` (``synthetic``: the generator at ``--seed``, default 1), frozen afterwards
+    with ``--rep-param checkpoint=FILE``. ``--steps/--lr/--batch-size/--preset`` as for the
+    representation (its defaults when omitted)."""
+    from representations import dfe
+
+    if not args.out:
+        raise ValueError("pretrain dfe needs --out FILE")
+    params = {k: getattr(args, k) for k in ("steps", "lr", "batch_size") if getattr(args, k) is not None}
+    meta = dfe.pretrain(args.frames, Path(args.out), seed=dfe.SYNTHETIC_SEED if args.seed is None else args.seed,
+                        preset=args.preset, **params)
+    print(json.dumps({"checkpoint": args.out, "sha256": meta["sha256"], "bytes": Path(args.out).stat().st_size,
+                      "trained_on": meta["trained_on"]["datasets"], "subjects": len(meta["trained_on"]["subjects"]),
+                      "final": meta["history"][-1] if meta["history"] else {}}, indent=1))
+    return 0
+
+
 def cmd(args) -> int:
+    if args.what == "dfe":
+        return cmd_dfe(args)
     from models.base import resolve_device
     from representations import dface
 

@@ -26,7 +26,7 @@ class LogReg(Model):
         seed: random_state (lbfgs is deterministic; kept for the runner's seeding).
     """
 
-    accepts = frozenset({"vector", "flow_image", "image"})
+    accepts = frozenset({"vector", "flow_image", "image", "tokens"})  # tokens: flattened like the rest
 
     def __init__(self, C: float = 1.0, max_iter: int = 2000, standardize: bool = True,
                  class_weight: str | None = None, seed: int = 0):
