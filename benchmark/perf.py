@@ -116,6 +116,7 @@ def extraction_table(data_root: str | Path, n_pairs: int = 8, sizes: Sequence[in
 
 
 SECTIONS = ("training", "flops", "extraction")
+NOTES_MARK = "<!-- hand-written notes below this line are kept when the file is regenerated -->"
 
 
 def add_parser(sub) -> None:
@@ -161,7 +162,9 @@ def cmd(args) -> int:
         parts.append("## Representation extraction\n\n" + extraction_table(
             root, args.pairs, sizes, [a.strip() for a in args.algorithms.split(",")], args.jobs))
     if args.out:
-        Path(args.out).write_text("\n".join(parts))
+        out = Path(args.out)
+        notes = out.read_text().partition(NOTES_MARK)[2] if out.exists() else ""
+        Path(args.out).write_text("\n".join(parts) + (f"\n{NOTES_MARK}{notes}" if notes else ""))
     return 0
 
 
