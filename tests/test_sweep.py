@@ -84,7 +84,7 @@ def test_local_sweep_matches_benchmark_run_and_restarts_with_nothing_to_do(synth
     path.write_text(yaml.safe_dump(_spec(synthetic_tiny, tmp_path)))
     assert main(["sweep", str(path), "--quiet"]) == 0
     assert "2 runs, 6 units: 6 scheduled, 0 already done, 0 failed" in capsys.readouterr().out
-    assert load_spec(ROOT / "examples" / "sweep.yaml").configs  # the example stays valid
+    assert load_spec(ROOT / "benchmark" / "examples" / "sweep.yaml").configs  # the example stays valid
     sweep = load_spec(path)
     res = run_sweep(sweep, progress=False)
     assert res.units == 6 and res.ran == [] and res.finalized == []
