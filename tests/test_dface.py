@@ -112,6 +112,17 @@ def test_identical_frames_give_a_stable_no_action_map():
     assert torch.equal(idx2, idx[[3, 0]])
 
 
+def test_match_gain_removes_a_global_brightness_change_only():
+    from representations.dface import match_gain
+
+    rng = np.random.default_rng(2)
+    i1 = torch.as_tensor(rng.uniform(-0.4, 0.4, (3, 1, 32, 32)).astype(np.float32))
+    assert torch.allclose(match_gain(1.07 * i1 + 0.03, i1), i1, atol=1e-5)  # flicker: gone
+    moved = torch.roll(i1, 1, dims=-1)
+    assert torch.allclose(match_gain(moved, i1), moved, atol=1e-5)  # motion (same statistics): kept
+    assert torch.equal(match_gain(i1, i1), i1)  # identical frames stay identical
+
+
 def test_checkpoint_round_trip(tmp_path):
     from representations._dface_net import save_checkpoint
 
@@ -138,6 +149,25 @@ def test_transformer_overfits_a_handful_of_token_sequences(cache):
     m = Transformer(epochs=60, lr=3e-3, text_encoder="hash", seed=0).fit(X, y, n_classes=3)
     assert (m.predict_proba(X).argmax(1) == y).all()
     assert m.edclip_classes_ == ["negative", "positive", "surprise"]
+    assert m.text_encoder_ == "hash"  # the encoder a run used is kept on the fitted model
+
+
+def test_encoder_layer_computes_what_the_library_layer_computes():
+    from models.transformer import EncoderLayer
+
+    torch.manual_seed(0)
+    ref = torch.nn.TransformerEncoderLayer(32, 4, 64, 0.0, activation="gelu", batch_first=True, norm_first=True)
+    ours = EncoderLayer(32, 4, 64, 0.0)
+    with torch.no_grad():
+        for dst, src in ((ours.qkv.weight, ref.self_attn.in_proj_weight), (ours.qkv.bias, ref.self_attn.in_proj_bias),
+                         (ours.proj.weight, ref.self_attn.out_proj.weight), (ours.proj.bias, ref.self_attn.out_proj.bias),
+                         (ours.ff1.weight, ref.linear1.weight), (ours.ff1.bias, ref.linear1.bias),
+                         (ours.ff2.weight, ref.linear2.weight), (ours.ff2.bias, ref.linear2.bias)):
+            dst.copy_(src)
+    x = torch.randn(5, 16, 32)
+    ref.eval(), ours.eval()
+    with torch.no_grad():
+        assert torch.allclose(ours(x), ref(x), atol=1e-5)
 
 
 def test_pooling_entropy_drops_as_lambda_sparse_grows():
@@ -229,6 +259,30 @@ def test_default_checkpoint_is_synthetic_only_and_built_on_first_use(cache, tiny
     assert cont.shape == X.shape and not np.allclose(cont, X)
     tuned = DFace(preset="tiny", finetune_steps=3, batch_size=4).fit(samples)
     assert tuned.learned and {s.subject for s in samples} <= tuned.trained_on_
+    # the tokens are those of the fine-tuned network, not of the checkpoint
+    d_tuned = DFace(preset="tiny", discretize=False, finetune_steps=3, batch_size=4).fit(samples).transform(samples)
+    assert not np.allclose(d_tuned, cont)
+
+
+def test_samples_without_frames_are_an_error_or_no_action_tokens(cache, tiny_root):
+    import dataclasses
+
+    from benchmark.datasets import read_dataset
+    from representations.dface import DFace
+    from representations.precomputed import RepresentationError
+
+    samples = read_dataset("megc2019", tiny_root / "megc2019").samples[:3]
+    bare = [samples[0], dataclasses.replace(samples[1], frames={}), samples[2]]
+    with pytest.raises(RepresentationError, match="on_missing=blank"):
+        DFace(preset="tiny").transform(bare)
+    rep = DFace(preset="tiny", on_missing="blank")
+    idx = rep.transform_indices(bare)
+    frame = __import__("cv2").imread(str(next(iter(samples[0].frames.values()))))
+    assert np.array_equal(idx[1], rep.no_action_map(frame).ravel())
+    assert np.array_equal(idx[[0, 2]], DFace(preset="tiny").transform_indices([samples[0], samples[2]]))
+    assert [e["sample"] for e in rep.report_ if e["kind"] == "no_frames_no_action_tokens"] == [samples[1].key]
+    with pytest.raises(ValueError, match="on_missing"):
+        DFace(preset="tiny", on_missing="skip").transform(samples)
 
 
 def test_pretrain_cli_records_real_subjects_and_the_runner_refuses_them(cache, tiny_root, tmp_path):
