@@ -52,7 +52,7 @@ def _row(r: dict, dbs: list[str]) -> str:
         flags.append(r["label"])
     return "| " + " | ".join([
         r["rep"], r["model"], _ci(o["uf1"]) + std, _ci(o["uar"]), f"{o['accuracy']['mean']:.4f}", *per,
-        str(o["n"]), seeds, r["selection"], str(r.get("epochs") or "–"), f"{r['wall_s']:.0f}",
+        str(o["n"]), seeds, r["selection"], str(r.get("epochs") or "–"), f"{r.get('fold_seconds', r['wall_s']):.0f}",
         "; ".join(flags) or "", f"`{r['_dir']}`"]) + " |"
 
 
@@ -60,7 +60,7 @@ def _table(runs: list[dict]) -> list[str]:
     dbs = sorted({d for r in runs for d in r["metrics"]["per_database"]})
     unit = runs[0]["bootstrap_unit"]
     head = ["rep", "model", f"UF1 [95% CI, {unit}]", "UAR [95% CI]", "acc", *[f"UF1 {d}" for d in dbs],
-            "n", "seeds", "selection", "epochs", "wall s", "notes", "run"]
+            "n", "seeds", "selection", "epochs", "train s", "notes", "run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     runs = sorted(runs, key=lambda r: (-r["metrics"]["overall"]["uf1"]["mean"], r["rep"], r["model"], r["_dir"]))
     return lines + [_row(r, dbs) for r in runs]
