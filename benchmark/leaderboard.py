@@ -74,7 +74,8 @@ def render(runs: list[dict]) -> str:
            "UF1 / UAR are pooled over all folds (MEGC2019 definition); CIs are 95% percentile bootstraps "
            "(1000x) over the unit named in the header, of the seed-mean figure. Real and synthetic data are "
            "never mixed. Rows with oracle selection (epoch chosen on the test fold) are reproductions of "
-           "published scripts, listed apart and not ranked.", ""]
+           "published scripts, listed apart and not ranked. 'train s' sums every fold's training seconds "
+           "(all seeds and worker processes), which a resumed run still measures.", ""]
     for key in sorted(groups, key=lambda k: (k[2] != "real", k[3], k[0], k[1])):
         protocol, dataset, data, oracle = key
         title = PROTOCOL_TITLES.get(protocol, protocol) + (f" — {dataset} only" if dataset else "")
