@@ -11,11 +11,11 @@ GOLDEN = Path(__file__).parent / "golden" / "leaderboard_tiny.md"
 
 
 def _normalised(runs):
-    """Drop what legitimately differs between machines/paths (wall time, tmp path hash)."""
+    """Drop what legitimately differs between machines/paths (times, tmp path hash)."""
     out = []
     for r in runs:
         r = copy.deepcopy(r)
-        r["wall_s"] = 0
+        r["wall_s"] = r["fold_seconds"] = 0
         r["_dir"] = f"{r['protocol']}_{r['rep']}_{r['model']}_{r['selection']}"
         out.append(r)
     return out
