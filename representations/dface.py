@@ -451,14 +451,10 @@ class DFace(Representation):
     @torch.no_grad()
     def encode(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indices (N, L) int64, quantized vectors (N, L, code), continuous D (N, L, code))."""
-        if self.on_missing not in ("error", "blank"):
-            raise ValueError(f"on_missing must be 'error' or 'blank', not {self.on_missing!r}")
+        from representations.preprocess import check_missing
+
+        check_missing(samples, self.on_missing, "dface", "get the 'no action' tokens")
         missing = [s.key for s in samples if not s.frames]
-        if missing and self.on_missing == "error":
-            head = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise RepresentationError(
-                f"dface: {len(missing)} sample(s) have no frames ({head}); on the CDE only CASME II has frames "
-                "(use --dataset casme2), or pass --rep-param on_missing=blank for the 'no action' tokens")
         net = self._net()
         dev = self._device()
         net.to(dev).eval()

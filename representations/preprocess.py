@@ -296,15 +296,7 @@ class PixelRepresentation(Representation):
         return arrays["x"], events + meta.get("events", [])
 
     def _check_missing(self, samples: Sequence[Sample]) -> None:
-        if self.on_missing not in ("error", "blank"):
-            raise ValueError(f"on_missing must be 'error' or 'blank', not {self.on_missing!r}")
-        missing = [s.key for s in samples if not s.frames]
-        if missing and self.on_missing == "error":
-            head = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise RepresentationError(
-                f"{type(self).registry_name}: {len(missing)} sample(s) have no frames ({head}); frame-based "
-                "representations need the database's frame folders (on the CDE only CASME II has them: "
-                "use --dataset casme2), or pass --rep-param on_missing=blank to feed them an all-zero input")
+        check_missing(samples, self.on_missing, type(self).registry_name, "feed them an all-zero input")
 
     def _validate(self) -> None:
         self._prep()
@@ -332,3 +324,17 @@ def frame_events(sample: Sample, roles: dict) -> tuple[dict, list, list[dict]]:
         used[role] = int(u)
         paths.append(path)
     return used, paths, events
+
+
+def check_missing(samples: Sequence[Sample], on_missing: str, name: str, blank: str) -> None:
+    """Samples without frames: an error naming them, unless ``on_missing="blank"`` (``blank``
+    says what the representation then gives them)."""
+    if on_missing not in ("error", "blank"):
+        raise ValueError(f"on_missing must be 'error' or 'blank', not {on_missing!r}")
+    missing = [s.key for s in samples if not s.frames]
+    if missing and on_missing == "error":
+        head = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise RepresentationError(
+            f"{name}: {len(missing)} sample(s) have no frames ({head}); frame-based representations need the "
+            "database's frame folders (on the CDE only CASME II has them: use --dataset casme2), or pass "
+            f"--rep-param on_missing=blank to {blank}")
