@@ -47,6 +47,8 @@ def _row(r: dict, dbs: list[str]) -> str:
         flags.append("init: " + ", ".join(w.split(" ")[0].rsplit("/", 1)[-1] for w in r["weights"]))
     if r.get("folds_missing_classes"):
         flags.append(f"{len(r['folds_missing_classes'])} folds lack a class in training")
+    if r.get("derived_from"):
+        flags.append(f"last epoch of the training of `{r['derived_from']}`")
     flags += [f"{k}={v}" for k, v in sorted(r.get("_params", {}).items())]
     if r.get("label"):
         flags.append(r["label"])

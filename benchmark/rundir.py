@@ -74,7 +74,7 @@ def _block(y, pred, groups, n_classes, unit, n_boot) -> dict:
     return out
 
 
-def finalize(out: Path, p, records: list[dict], wall_s: float) -> dict:
+def finalize(out: Path, p, records: list[dict], wall_s: float, companion: dict | None = None) -> dict:
     test, pred, seeds = _pool(p, records)
     y = p.sel.y[test]
     samples = [p.sel.samples[i] for i in test]
@@ -99,6 +99,11 @@ def finalize(out: Path, p, records: list[dict], wall_s: float) -> dict:
         "wall_s": round(wall_s, 1), "fold_seconds": round(sum(r["seconds"] for r in records), 1),
         "finished": now(), "metrics": metrics,
     }
+    if companion:  # an oracle run's fixed twin (runner.fixed_companion)
+        summary["fixed_companion"] = companion
+    derived = json.loads((out / "config.json").read_text()).get("derived_from") if (out / "config.json").exists() else None
+    if derived:
+        summary["derived_from"] = derived
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2))
     _write_predictions(out, p, records)
     _write_megc_log(out, p, records, summary)

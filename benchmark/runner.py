@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,13 +129,62 @@ def _fold_seed(seed: int, index: int) -> int:
 
 
 def _record(p: Plan, fold: Fold, seed: int, model, proba, train, leaked, seconds: float, training: str) -> dict:
-    return {
+    rec = {
         "fold": fold.name, "seed": seed, "test": fold.test.tolist(), "proba": proba.round(6).tolist(),
         "pred": proba.argmax(1).tolist(), "best_epoch": getattr(model, "best_epoch_", None),
         "missing_train_classes": [p.sel.classes[c] for c in missing_classes(p.sel.y[train], len(p.sel.classes))],
         "contaminated_subjects": leaked, "weights_source": getattr(model, "weights_source_", None),
         "seconds": round(seconds, 3), "training": training,
     }
+    last = getattr(model, "last_selection_proba_", None)
+    if p.cfg.selection == "oracle" and last is not None:  # the test fold's last epoch: see fixed_companion
+        rec["last_epoch_proba"] = np.asarray(last).round(6).tolist()
+        rec["last_epoch_pred"] = np.asarray(last).argmax(1).tolist()
+    return rec
+
+
+def fixed_companion(p: Plan, records: list[dict]) -> dict | None:
+    """The ``fixed`` twin of an oracle run, from the same training.
+
+    Oracle selection trains exactly what ``fixed`` trains (the per-epoch test
+    scoring runs in eval mode under no_grad and draws no random numbers; see
+    ``models.base.EpochChoice``) and records each fold's last-epoch test
+    probabilities, which are the fixed run's predictions. They are written as
+    the fixed configuration's own run folder (``derived_from`` in its
+    config.json), so every oracle row comes with its honest counterpart at no
+    extra training. Folds that a direct fixed run already wrote are kept, not
+    replaced; the returned note counts how many of their predictions agree.
+    """
+    if not records or any("last_epoch_pred" not in r for r in records):
+        return None
+    q = Plan(**{**p.__dict__, "cfg": replace(p.cfg, selection="fixed")})
+    out = Path(q.cfg.out) / q.cfg.run_id()
+    direct = [rundir.load_fold(out, r["seed"], r["fold"]) for r in records]
+    derived = []
+    for r, old in zip(records, direct):
+        rec = {k: v for k, v in r.items() if not k.startswith("last_epoch_")}
+        rec.update(proba=r["last_epoch_proba"], pred=r["last_epoch_pred"], best_epoch=q.model.get_params().get("epochs"),
+                   training=f"{r.get('training', 'sequential')}; last epoch of oracle run {p.cfg.run_id()}")
+        derived.append(rec)
+    n_direct = sum(d is not None for d in direct)
+    agree = sum(int(np.sum(np.array(d["pred"]) == np.array(e["pred"]))) for d, e in zip(direct, derived) if d)
+    note = {"run_id": q.cfg.run_id(), "derived_folds": len(records) - n_direct, "direct_folds": n_direct,
+            "direct_predictions_agreeing": f"{agree}/{sum(len(d['pred']) for d in direct if d)}"}
+    if n_direct == len(records) and (out / "metrics.json").exists():
+        return note  # a finished direct run: compare only
+    header = {**_header(q), "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"},
+              "derived_from": p.cfg.run_id()}
+    try:
+        rundir.prepare(out, header)
+    except RuntimeError as err:  # e.g. a run on other data in that folder: keep the oracle run
+        log.warning("fixed companion not written: %s", err)
+        return {**note, "error": str(err)}
+    for rec, old in zip(derived, direct):
+        if old is None:
+            rundir.save_fold(out, rec)
+    final = [old or rec for rec, old in zip(derived, direct)]
+    rundir.finalize(out, q, final, wall_s=0.0)
+    return note
 
 
 def run_fold_group(p: Plan, jobs: list[tuple[int, Fold, int]], X_shared: np.ndarray) -> list[dict]:
@@ -193,7 +242,7 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
         bar.update(1)
     bar.close()
     records = [rundir.load_fold(out, seed, f.name) for _, f, seed in jobs]
-    rundir.finalize(out, p, records, wall_s=time.perf_counter() - t0)
+    rundir.finalize(out, p, records, wall_s=time.perf_counter() - t0, companion=fixed_companion(p, records))
     return out
 
 
@@ -328,5 +377,5 @@ def finalize_run(p: Plan, wall_s: float) -> Path:
     missing = [f"seed{seed}/{name}" for (seed, name), r in zip(keys, records) if r is None]
     if missing:
         raise RuntimeError(f"{out}: {len(missing)} fold(s) not finished, e.g. {missing[0]}")
-    rundir.finalize(out, p, records, wall_s=wall_s)
+    rundir.finalize(out, p, records, wall_s=wall_s, companion=fixed_companion(p, records))
     return out

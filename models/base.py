@@ -30,6 +30,41 @@ class SelectionSet:
     criterion: str = "accuracy"  # a name in benchmark.metrics.METRICS
 
 
+class EpochChoice:
+    """The epoch rule of the torch training loops, called after every epoch.
+
+    Without a ``SelectionSet`` the last epoch is kept. With one, the model is
+    scored on it after each epoch and the best epoch's weights are kept (ties
+    keep the earlier epoch). The scoring runs in ``eval`` mode under
+    ``no_grad`` and draws no random numbers, so training is the same as
+    without it; the last epoch's probabilities on the set are kept in
+    ``model.last_selection_proba_``: under oracle selection (the set is the test
+    fold) they are the ``fixed`` run's test predictions
+    (``benchmark.runner.fixed_companion``).
+    """
+
+    def __init__(self, model: "Model", selection: "SelectionSet | None"):
+        self.model, self.selection, self.best, self.state = model, selection, -np.inf, None
+        model.history_, model.best_epoch_ = [], model.epochs
+
+    def after_epoch(self, net: nn.Module, epoch: int) -> None:
+        if self.selection is None:
+            return
+        self.model.net_ = net
+        proba = self.model.predict_proba(self.selection.X)
+        score = METRICS[self.selection.criterion](self.selection.y, proba.argmax(1))
+        self.model.history_.append(score)
+        if score > self.best:
+            self.best, self.model.best_epoch_, self.state = score, epoch, copy.deepcopy(net.state_dict())
+        if epoch == self.model.epochs:
+            self.model.last_selection_proba_ = proba
+
+    def finish(self, net: nn.Module) -> nn.Module:
+        if self.state is not None:
+            net.load_state_dict(self.state)
+        return net
+
+
 class Model(BaseEstimator):
     accepts: frozenset[str] = frozenset()
 
@@ -155,8 +190,7 @@ class TorchClassifier(Model):
         if Xt.dim() == 4:
             net = net.to(memory_format=torch.channels_last)
         opt, loss_fn = self._optimizer(net.parameters()), self._loss(yt, n_classes)
-        self.history_, best, self.best_epoch_ = [], -np.inf, self.epochs
-        best_state = None
+        choice = EpochChoice(self, selection)
         amp = dev.type == "cuda"  # bf16 autocast on GPU; CPU stays float32 and deterministic
         for epoch in range(1, self.epochs + 1):
             net.train()
@@ -166,15 +200,8 @@ class TorchClassifier(Model):
                     loss = loss_fn(net(Xt[idx].float()), yt[idx])
                 loss.backward()
                 opt.step()
-            if selection is not None:
-                self.net_ = net
-                score = METRICS[selection.criterion](selection.y, self.predict_proba(selection.X).argmax(1))
-                self.history_.append(score)
-                if score > best:
-                    best, self.best_epoch_, best_state = score, epoch, copy.deepcopy(net.state_dict())
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.net_ = net
+            choice.after_epoch(net, epoch)
+        self.net_ = choice.finish(net)
         return self
 
     def _batches(self, yt: torch.Tensor, gen: torch.Generator):

@@ -24,7 +24,6 @@ continuous-D ablation is the representation's ``discretize=False``.
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -32,9 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.metrics import METRICS
 from models import MODELS
-from models.base import SelectionSet, TorchClassifier, resolve_device
+from models.base import EpochChoice, SelectionSet, TorchClassifier, resolve_device
 from models.edclip import DEFAULT_ENCODER, class_prompts, edclip_loss, encoder_version, prompt_embeddings
 
 # paper: width 512, 8 heads, 2 layers (section 4.2); feed-forward 512, dropout 0.2 and batch 16
@@ -291,22 +289,15 @@ class Transformer(TorchClassifier):
         opt = opts[self.optimizer](net.parameters(), lr=size["lr"], weight_decay=self.weight_decay)
         cls_loss, batch = self._loss(yt, n_classes), size["batch_size"]
         self.weights_source_ = "scratch"
-        self.history_, best, self.best_epoch_, best_state = [], -np.inf, self.epochs, None
+        choice = EpochChoice(self, selection)
         for epoch in range(1, self.epochs + 1):
             net.train()
             for idx in torch.randperm(len(Xt), generator=gen).to(dev).split(batch):
                 opt.zero_grad(set_to_none=True)
                 self._objective(net, net(Xt[idx]), yt[idx], cls_loss, text).backward()
                 opt.step()
-            if selection is not None:
-                self.net_ = net
-                score = METRICS[selection.criterion](selection.y, self.predict_proba(selection.X).argmax(1))
-                self.history_.append(score)
-                if score > best:
-                    best, self.best_epoch_, best_state = score, epoch, copy.deepcopy(net.state_dict())
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.net_ = net.eval()
+            choice.after_epoch(net, epoch)
+        self.net_ = choice.finish(net).eval()
         return self
 
     @torch.no_grad()

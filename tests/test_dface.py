@@ -356,3 +356,15 @@ def test_analysis_writes_pngs(cache, tiny_root, tmp_path):
     for name in ("codebook_usage", "codebook_cosine", "codebook_distance", "index_maps", "no_action"):
         assert (tmp_path / "an" / f"{name}.png").stat().st_size > 1000
     assert len(set(np.ravel(summary["no_action_map"]))) == 1
+
+
+def test_transformer_scoring_epochs_does_not_change_training(cache):
+    """What runner.fixed_companion relies on: with a selection set the last epoch's
+    probabilities are those of the same model trained without one."""
+    from models.base import SelectionSet
+
+    X, y = _tokens()
+    plain = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3)
+    scored = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3,
+                                                                   selection=SelectionSet(X[:5], y[:5]))
+    np.testing.assert_array_equal(scored.last_selection_proba_, plain.predict_proba(X[:5]))

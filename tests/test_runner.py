@@ -150,3 +150,26 @@ def test_parallel_workers_give_the_same_predictions(flow_root, tmp_path):
     a = __import__("pandas").read_csv(seq / "predictions.csv")
     b = __import__("pandas").read_csv(par / "predictions.csv")
     assert (a.prediction == b.prediction).mean() >= 0.95  # 1 vs 2 torch threads: float noise only
+
+
+def test_an_oracle_run_writes_the_fixed_run_it_trained(flow_root, tmp_path):
+    """Same training, two rows: the oracle run's companion equals a direct fixed run byte for byte."""
+    oracle = execute(_cfg(flow_root, tmp_path / "o", epochs=4, selection="oracle"), progress=False)
+    fixed = execute(_cfg(flow_root, tmp_path / "f", epochs=4), progress=False)
+    twin = tmp_path / "o" / fixed.name
+    assert twin.is_dir() and json.loads((twin / "config.json").read_text())["derived_from"] == oracle.name
+    assert (twin / "predictions.csv").read_text() == (fixed / "predictions.csv").read_text()
+    assert load_metrics(twin)["derived_from"] == oracle.name
+    assert load_metrics(oracle)["fixed_companion"]["derived_folds"] == 9
+    # the oracle's own predictions are its best epochs', which differ from the last epoch somewhere
+    assert (oracle / "predictions.csv").read_text() != (twin / "predictions.csv").read_text()
+
+
+def test_an_oracle_run_beside_a_finished_fixed_run_only_compares(flow_root, tmp_path):
+    fixed = execute(_cfg(flow_root, tmp_path / "r", epochs=3), progress=False)
+    before = (fixed / "metrics.json").read_text()
+    oracle = execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="oracle"), progress=False)
+    note = load_metrics(oracle)["fixed_companion"]
+    assert note["direct_folds"] == 9 and note["derived_folds"] == 0
+    assert note["direct_predictions_agreeing"] == "54/54"
+    assert (fixed / "metrics.json").read_text() == before
