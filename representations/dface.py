@@ -19,6 +19,10 @@ file comes from ``python -m benchmark pretrain dface --frames synthetic --preset
 small --out PATH``. Every checkpoint records the datasets and subjects it was
 trained on; :meth:`DFace.training_subjects` reports them to the runner's
 contamination check, and ``finetune_steps > 0`` adds the fold's training subjects.
+
+Encodings of the checkpoint's tokenizer are cached per sample in the recipe-keyed
+representation cache (``representations/_cache.py``); a fine-tuned tokenizer is
+fold-specific and is not cached.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ DEFAULT_RECIPES = {
     "tiny": {"steps": 20, "batch_size": 16, "pairs": 48, "lr": 2e-3, "seed": SYNTHETIC_SEED, "scale": "tiny"},
 }
 RECIPE_VERSION = 1  # bump when pair sampling or training changes what a recipe produces
+DFACE_CACHE_VERSION = 1  # bump when encoding (frame loading, gain matching) changes a sample's D
 
 
 # --------------------------------------------------------------------------- frames and pairs
@@ -450,28 +455,64 @@ class DFace(Representation):
 
     @torch.no_grad()
     def encode(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(indices (N, L) int64, quantized vectors (N, L, code), continuous D (N, L, code))."""
+        """(indices (N, L) int64, quantized vectors (N, L, code), continuous D (N, L, code)).
+
+        With the checkpoint's tokenizer (no per-fold fine-tuning) each sample's D
+        is cached on disk by the recipe (checkpoint hash included) and its two
+        frames' identity, so a second run only reads it back; a fine-tuned
+        tokenizer is fold-specific and encodes afresh.
+        """
+        from representations._cache import DiskCache
         from representations.preprocess import check_missing
 
         check_missing(samples, self.on_missing, "dface", "get the 'no action' tokens")
-        missing = [s.key for s in samples if not s.frames]
         net = self._net()
         dev = self._device()
-        net.to(dev).eval()
         cfg = net.cfg
-        report = [{"kind": "no_frames_no_action_tokens", "sample": k} for k in missing]
-        have = [s for s in samples if s.frames]
+        cache = DiskCache() if self.finetune_steps == 0 else None
+        # D does not depend on ``discretize`` (applied after): one entry serves both settings
+        recipe = {**{k: v for k, v in self.recipe().items() if k != "discretize"},
+                  "stage": "dface-D", "version": DFACE_CACHE_VERSION}
+        events: dict[int, list] = {k: [{"kind": "no_frames_no_action_tokens", "sample": s.key}]
+                                   for k, s in enumerate(samples) if not s.frames}
         d = torch.zeros(len(samples), cfg.n_tokens, cfg.code_dim)  # D = 0: "no action" for blanks
-        rows = [k for k, s in enumerate(samples) if s.frames]
-        for start in range(0, len(have), self.batch_size):
-            chunk = have[start:start + self.batch_size]
-            pairs = torch.as_tensor(np.stack([onset_apex_pair(s, cfg.image_size, cfg.channels, report)
-                                              for s in chunk]))
-            d[rows[start:start + len(chunk)]] = net.tokenize(*self._input(pairs.to(dev)))[1].cpu()
+        todo = []
+        for k, s in enumerate(samples):
+            if not s.frames:
+                continue
+            key = cache.key(recipe, self._pair_paths(s)) if cache else None
+            hit = cache.get(key) if cache else None
+            if hit is None:
+                todo.append((k, s, key))
+            else:
+                d[k] = torch.from_numpy(hit[0]["d"])
+                events[k] = hit[1].get("events", [])
+        if todo:
+            net.to(dev).eval()
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start:start + self.batch_size]
+            for k, _, _ in chunk:
+                events[k] = []
+            pairs = torch.as_tensor(np.stack([onset_apex_pair(s, cfg.image_size, cfg.channels, events[k])
+                                              for k, s, _ in chunk]))
+            out = net.tokenize(*self._input(pairs.to(dev)))[1].cpu()
+            for (k, _, key), dk in zip(chunk, out):
+                d[k] = dk
+                if cache:
+                    cache.put(key, {"d": dk.numpy()}, {"events": events[k]}, recipe)
         net.cpu()
-        self.report_ = report  # the runner writes it to rep_report.json
+        self.report_ = [e for k in sorted(events) for e in events[k]]  # the runner writes it to rep_report.json
+        self.cache_stats_ = ({"hits": len(samples) - len(todo) - sum(not s.frames for s in samples),
+                              "computed": len(todo), "dir": str(cache.root)} if cache else
+                             {"disabled": "tokenizer fine-tuned on this fold"})
         indices = net.quant.nearest(d)
         return indices.numpy(), net.quant.codebook.detach()[indices].numpy(), d.numpy()
+
+    @staticmethod
+    def _pair_paths(s: Sample) -> list[Path]:
+        """The files ``onset_apex_pair`` reads: the cache entry's source identity."""
+        onset = s.onset if s.onset is not None else min(s.frames)
+        return [s.frame_path(onset)[0], s.frame_path(apex_index(s))[0]]
 
     def _input(self, pairs_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i1, i2 = to_input(pairs_u8)

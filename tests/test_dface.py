@@ -368,3 +368,26 @@ def test_transformer_scoring_epochs_does_not_change_training(cache):
     scored = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3,
                                                                    selection=SelectionSet(X[:5], y[:5]))
     np.testing.assert_array_equal(scored.last_selection_proba_, plain.predict_proba(X[:5]))
+
+
+def test_tokens_are_cached_by_recipe_and_read_back(cache, tiny_root, tmp_path, monkeypatch):
+    from benchmark.datasets import read_dataset
+    from representations.dface import DFace
+
+    (tmp_path / "dface").symlink_to(cache / "dface")  # the module's checkpoint, an empty token cache
+    monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path))
+    samples = read_dataset("megc2019", tiny_root / "megc2019").samples[5:9]
+    first = DFace(preset="tiny", discretize=False)
+    d1 = first.transform(samples)
+    again = DFace(preset="tiny", discretize=False)
+    d2 = again.transform(samples)
+    assert first.cache_stats_["computed"] == 4 and again.cache_stats_ == {**first.cache_stats_, "hits": 4, "computed": 0}
+    np.testing.assert_array_equal(d1, d2)
+    other = DFace(preset="tiny", discretize=False, match_gain=False)
+    assert not np.allclose(other.transform(samples), d1) and other.cache_stats_["computed"] == 4
+    tuned = DFace(preset="tiny", finetune_steps=2, batch_size=4).fit(samples)
+    tuned.transform(samples)
+    assert "disabled" in tuned.cache_stats_
+    quantized = DFace(preset="tiny")
+    quantized.transform(samples)
+    assert quantized.cache_stats_["hits"] == 4  # discretize is applied after D: same entries
