@@ -302,8 +302,30 @@ _WORKER: dict = {}
 def _worker_init(p: Plan, X_shared) -> None:
     import torch
 
+    _end_with_parent()
     torch.set_num_threads(1)
     _WORKER.update(plan=p, X=X_shared)
+
+
+def _end_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the run's process dies, so killing a run does not
+    leave its workers training folds nobody will collect."""
+    import multiprocessing as mp
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the call above
+        os._exit(1)
 
 
 def _worker_unit(unit: list) -> list[dict]:

@@ -173,3 +173,46 @@ def test_an_oracle_run_beside_a_finished_fixed_run_only_compares(flow_root, tmp_
     assert note["direct_folds"] == 9 and note["derived_folds"] == 0
     assert note["direct_predictions_agreeing"] == "54/54"
     assert (fixed / "metrics.json").read_text() == before
+
+
+def _children(pid):
+    import os
+
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+        except (OSError, ValueError):
+            continue
+        if d.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_killing_a_run_ends_its_worker_processes(flow_root, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", "run", "--rep", "precomputed", "--model", "ststnet",
+                             "--protocol", "cde", "--data-root", str(flow_root), "--epochs", "100000",
+                             "--workers", "2", "--out", str(tmp_path / "runs"), "--quiet"],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    workers = []
+    while len(workers) < 2 and time.time() < deadline:  # the two fold workers (+ resource tracker)
+        time.sleep(0.5)
+        workers = [c for c in _children(proc.pid) if b"multiprocessing.spawn" in open(f"/proc/{c}/cmdline", "rb").read()]
+    assert len(workers) == 2, "the run did not start its workers"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while any(os.path.exists(f"/proc/{w}") and b"Z" not in open(f"/proc/{w}/stat", "rb").read().split(b")")[1][:3]
+              for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")
+             and open(f"/proc/{w}/stat", "rb").read().split(b")")[1].split()[0] != b"Z"]
+    assert not alive, f"workers {alive} outlived their run"
