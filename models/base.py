@@ -167,11 +167,11 @@ class TorchClassifier(Model):
     def build(self, in_shape: tuple[int, ...], n_classes: int) -> nn.Module:
         raise NotImplementedError
 
-    def _optimizer(self, params):
+    def _optimizer(self, params, lr: float | None = None):
         opts = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
         if self.optimizer not in opts:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (known: {', '.join(opts)})")
-        return opts[self.optimizer](params, lr=self.lr, weight_decay=self.weight_decay)
+        return opts[self.optimizer](params, lr=self.lr if lr is None else lr, weight_decay=self.weight_decay)
 
     def _loss(self, y: torch.Tensor, n_classes: int) -> nn.Module:
         return make_loss(self.loss, y, n_classes).to(y.device)

@@ -283,10 +283,7 @@ class Transformer(TorchClassifier):
         text = self._text(n_classes, dev)
         net = self.build(tuple(Xt.shape[1:]), n_classes, None if text is None else text[0].shape[1]).to(dev)
         size = self._size()
-        opts = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-        if self.optimizer not in opts:
-            raise ValueError(f"unknown optimizer {self.optimizer!r} (known: {', '.join(opts)})")
-        opt = opts[self.optimizer](net.parameters(), lr=size["lr"], weight_decay=self.weight_decay)
+        opt = self._optimizer(net.parameters(), lr=size["lr"])
         cls_loss, batch = self._loss(yt, n_classes), size["batch_size"]
         self.weights_source_ = "scratch"
         choice = EpochChoice(self, selection)
