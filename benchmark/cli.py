@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {list,run,sweep,data check,leaderboard,check}``."""
+"""Command line: ``python -m benchmark {list,run,sweep,compare,data check,leaderboard,check,pretrain,perf}``."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered representations, models, protocols and compatible pairs")
+    cmp_ = sub.add_parser("compare", help="paired bootstrap of two finished runs on the same samples (a - b)")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.add_argument("--n-boot", type=int, default=1000)
+    cmp_.add_argument("--json", action="store_true")
     _run_parser(sub)
     _sweep_parser(sub)
     d = sub.add_parser("data", help="dataset tools")
@@ -179,6 +184,14 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from benchmark.compare import compare, format_text
+
+    res = compare(Path(args.run_a), Path(args.run_b), n_boot=args.n_boot)
+    print(json.dumps(res, indent=2) if args.json else format_text(res))
+    return 0
+
+
 def cmd_check(args) -> int:
     from benchmark.check import run_check
 
@@ -188,7 +201,7 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "pretrain": pretrain.cmd, "perf": perf.cmd}
+                "check": cmd_check, "compare": cmd_compare, "pretrain": pretrain.cmd, "perf": perf.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:
         return handler(args)
