@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {list,run,sweep,compare,data check,leaderboard,check,pretrain,perf}``."""
+"""Command line: ``python -m benchmark {list,run,sweep,compare,refinalize,data check,leaderboard,check,pretrain,perf}``."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered representations, models, protocols and compatible pairs")
+    rf = sub.add_parser("refinalize", help="re-pool finished run folders with the current code (keeps config.json)")
+    rf.add_argument("runs", nargs="+")
     cmp_ = sub.add_parser("compare", help="paired bootstrap of two finished runs on the same samples (a - b)")
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
@@ -192,6 +194,14 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_refinalize(args) -> int:
+    from benchmark.runner import refinalize
+
+    for run in args.runs:
+        print(f"re-pooled {refinalize(Path(run))}")
+    return 0
+
+
 def cmd_check(args) -> int:
     from benchmark.check import run_check
 
@@ -201,7 +211,7 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "compare": cmd_compare, "pretrain": pretrain.cmd, "perf": perf.cmd}
+                "check": cmd_check, "compare": cmd_compare, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:
         return handler(args)

@@ -50,7 +50,14 @@ def compare(run_a: Path, run_b: Path, n_boot: int = 1000, seed: int = 0) -> dict
     pb = _codes(both, [c for c in b.columns if isinstance(c, (int, np.integer))], "_b", classes)
     unit = ma.get("bootstrap_unit", "sample")
     groups = both["subject_a"].to_numpy() if unit == "subject" else None
-    out = {"a": ma["run_id"], "b": mb["run_id"], "n": int(len(y)), "unit": "subject" if groups is not None else "sample",
+    return {"a": ma["run_id"], "b": mb["run_id"], **paired_metrics(y, pa, pb, groups, n_boot, seed)}
+
+
+def paired_metrics(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, groups: np.ndarray | None,
+                   n_boot: int = 1000, seed: int = 0) -> dict:
+    """Seed-mean UF1/UAR/accuracy of predictions ``pa`` and ``pb`` (n, seeds) and the paired
+    bootstrap of ``a - b`` (resampling ``groups`` when given, else samples)."""
+    out = {"n": int(len(y)), "unit": "subject" if groups is not None else "sample",
            "predictions_differing": float((pa != pb).mean()), "metrics": {}}
     for name, fn in FAST_METRICS.items():
         def seed_mean(y_true, pred, fn=fn):

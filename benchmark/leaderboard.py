@@ -34,7 +34,13 @@ def _ci(block: dict) -> str:
     return f"{block['mean']:.4f} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
-def _row(r: dict, dbs: list[str]) -> str:
+def _vs_fixed(r: dict) -> str:
+    """Oracle rows: oracle minus fixed UF1 on the same training (runner.fixed_companion)."""
+    d = (r.get("fixed_companion") or {}).get("oracle_minus_fixed", {}).get("uf1")
+    return f"{d['difference']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else "–"
+
+
+def _row(r: dict, dbs: list[str], oracle: bool = False) -> str:
     o = r["metrics"]["overall"]
     per = [f"{r['metrics']['per_database'][d]['uf1']['mean']:.4f}" if d in r["metrics"]["per_database"] else "–"
            for d in dbs]
@@ -53,7 +59,8 @@ def _row(r: dict, dbs: list[str]) -> str:
     if r.get("label"):
         flags.append(r["label"])
     return "| " + " | ".join([
-        r["rep"], r["model"], _ci(o["uf1"]) + std, _ci(o["uar"]), f"{o['accuracy']['mean']:.4f}", *per,
+        r["rep"], r["model"], _ci(o["uf1"]) + std, *([_vs_fixed(r)] if oracle else []), _ci(o["uar"]),
+        f"{o['accuracy']['mean']:.4f}", *per,
         str(o["n"]), seeds, r["selection"], str(r.get("epochs") or "–"), f"{r.get('fold_seconds', r['wall_s']):.0f}",
         "; ".join(flags) or "", f"`{r['_dir']}`"]) + " |"
 
@@ -61,11 +68,13 @@ def _row(r: dict, dbs: list[str]) -> str:
 def _table(runs: list[dict]) -> list[str]:
     dbs = sorted({d for r in runs for d in r["metrics"]["per_database"]})
     unit = runs[0]["bootstrap_unit"]
-    head = ["rep", "model", f"UF1 [95% CI, {unit}]", "UAR [95% CI]", "acc", *[f"UF1 {d}" for d in dbs],
-            "n", "seeds", "selection", "epochs", "train s", "notes", "run"]
+    oracle = any(r.get("oracle") for r in runs)
+    head = ["rep", "model", f"UF1 [95% CI, {unit}]", *(["UF1 − fixed, same training [95% CI]"] if oracle else []),
+            "UAR [95% CI]", "acc", *[f"UF1 {d}" for d in dbs], "n", "seeds", "selection", "epochs", "train s",
+            "notes", "run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     runs = sorted(runs, key=lambda r: (-r["metrics"]["overall"]["uf1"]["mean"], r["rep"], r["model"], r["_dir"]))
-    return lines + [_row(r, dbs) for r in runs]
+    return lines + [_row(r, dbs, oracle) for r in runs]
 
 
 def render(runs: list[dict]) -> str:
@@ -76,7 +85,8 @@ def render(runs: list[dict]) -> str:
            "UF1 / UAR are pooled over all folds (MEGC2019 definition); CIs are 95% percentile bootstraps "
            "(1000x) over the unit named in the header, of the seed-mean figure. Real and synthetic data are "
            "never mixed. Rows with oracle selection (epoch chosen on the test fold) are reproductions of "
-           "published scripts, listed apart and not ranked. 'train s' sums every fold's training seconds "
+           "published scripts, listed apart and not ranked; their 'UF1 − fixed' column is the paired (same samples, "
+           "same bootstrap resamples) difference to the last epoch of the same training. 'train s' sums every fold's training seconds "
            "(all seeds and worker processes), which a resumed run still measures.", ""]
     for key in sorted(groups, key=lambda k: (k[2] != "real", k[3], k[0], k[1])):
         protocol, dataset, data, oracle = key

@@ -48,7 +48,7 @@ def save_fold(out: Path, rec: dict) -> None:
     write_atomic(_fold_path(out, rec["seed"], rec["fold"]), json.dumps(rec))
 
 
-def _pool(p, records) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def pool_predictions(p, records) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Predictions (seeds, n_test) aligned on the evaluated sample indices."""
     seeds = list(p.cfg.seeds)
     test = sorted({i for r in records if r["seed"] == seeds[0] for i in r["test"]})
@@ -75,7 +75,7 @@ def _block(y, pred, groups, n_classes, unit, n_boot) -> dict:
 
 
 def finalize(out: Path, p, records: list[dict], wall_s: float, companion: dict | None = None) -> dict:
-    test, pred, seeds = _pool(p, records)
+    test, pred, seeds = pool_predictions(p, records)
     y = p.sel.y[test]
     samples = [p.sel.samples[i] for i in test]
     groups = np.array([s.subject for s in samples])

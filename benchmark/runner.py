@@ -144,47 +144,68 @@ def _record(p: Plan, fold: Fold, seed: int, model, proba, train, leaked, seconds
 
 
 def fixed_companion(p: Plan, records: list[dict]) -> dict | None:
-    """The ``fixed`` twin of an oracle run, from the same training.
+    """The ``fixed`` counterpart of an oracle run, and the paired oracle-minus-fixed difference.
 
     Oracle selection trains exactly what ``fixed`` trains (the per-epoch test
     scoring runs in eval mode under no_grad and draws no random numbers; see
     ``models.base.EpochChoice``) and records each fold's last-epoch test
-    probabilities, which are the fixed run's predictions. They are written as
-    the fixed configuration's own run folder (``derived_from`` in its
-    config.json), so every oracle row comes with its honest counterpart at no
-    extra training. Folds that a direct fixed run already wrote are kept, not
-    replaced; the returned note counts how many of their predictions agree.
+    predictions, which are the fixed run's. They are written as the fixed
+    configuration's own run folder (``derived_from`` in its config.json), so
+    every oracle row comes with its honest counterpart at no extra training.
+    Folds that a direct fixed run already wrote are kept, not replaced (the note
+    counts how many of their predictions agree); an older oracle run without
+    last-epoch predictions is compared with a finished direct fixed run.
     """
-    if not records or any("last_epoch_pred" not in r for r in records):
+    if not records:
         return None
     q = Plan(**{**p.__dict__, "cfg": replace(p.cfg, selection="fixed")})
     out = Path(q.cfg.out) / q.cfg.run_id()
     direct = [rundir.load_fold(out, r["seed"], r["fold"]) for r in records]
-    derived = []
-    for r, old in zip(records, direct):
-        rec = {k: v for k, v in r.items() if not k.startswith("last_epoch_")}
-        rec.update(proba=r["last_epoch_proba"], pred=r["last_epoch_pred"], best_epoch=q.model.get_params().get("epochs"),
-                   training=f"{r.get('training', 'sequential')}; last epoch of oracle run {p.cfg.run_id()}")
-        derived.append(rec)
     n_direct = sum(d is not None for d in direct)
-    agree = sum(int(np.sum(np.array(d["pred"]) == np.array(e["pred"]))) for d, e in zip(direct, derived) if d)
-    note = {"run_id": q.cfg.run_id(), "derived_folds": len(records) - n_direct, "direct_folds": n_direct,
-            "direct_predictions_agreeing": f"{agree}/{sum(len(d['pred']) for d in direct if d)}"}
-    if n_direct == len(records) and (out / "metrics.json").exists():
-        return note  # a finished direct run: compare only
-    header = {**_header(q), "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"},
-              "derived_from": p.cfg.run_id()}
-    try:
-        rundir.prepare(out, header)
-    except RuntimeError as err:  # e.g. a run on other data in that folder: keep the oracle run
-        log.warning("fixed companion not written: %s", err)
-        return {**note, "error": str(err)}
-    for rec, old in zip(derived, direct):
-        if old is None:
-            rundir.save_fold(out, rec)
-    final = [old or rec for rec, old in zip(derived, direct)]
-    rundir.finalize(out, q, final, wall_s=0.0)
+    finished = n_direct == len(records) and (out / "metrics.json").exists()
+    note = {"run_id": q.cfg.run_id(), "derived_folds": 0, "direct_folds": n_direct}
+    if any("last_epoch_pred" not in r for r in records):
+        if not finished:
+            return None
+        fixed = direct
+    else:
+        derived = []
+        for r in records:
+            rec = {k: v for k, v in r.items() if not k.startswith("last_epoch_")}
+            rec.update(proba=r["last_epoch_proba"], pred=r["last_epoch_pred"],
+                       best_epoch=q.model.get_params().get("epochs"),
+                       training=f"{r.get('training', 'sequential')}; last epoch of oracle run {p.cfg.run_id()}")
+            derived.append(rec)
+        agree = sum(int(np.sum(np.array(d["pred"]) == np.array(e["pred"]))) for d, e in zip(direct, derived) if d)
+        note.update(derived_folds=len(records) - n_direct,
+                    direct_predictions_agreeing=f"{agree}/{sum(len(d['pred']) for d in direct if d)}")
+        fixed = [old or rec for rec, old in zip(derived, direct)]
+        if not finished:
+            header = {**_header(q), "derived_from": p.cfg.run_id(),
+                      "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"}}
+            try:
+                rundir.prepare(out, header)
+            except RuntimeError as err:  # e.g. a run on other data in that folder: keep the oracle run
+                log.warning("fixed companion not written: %s", err)
+                return {**note, "error": str(err)}
+            for rec, old in zip(derived, direct):
+                if old is None:
+                    rundir.save_fold(out, rec)
+            rundir.finalize(out, q, fixed, wall_s=0.0)
+    note["oracle_minus_fixed"] = _oracle_minus_fixed(p, records, fixed)
     return note
+
+
+def _oracle_minus_fixed(p: Plan, oracle: list[dict], fixed: list[dict]) -> dict:
+    from benchmark.compare import paired_metrics
+
+    test, po, _ = rundir.pool_predictions(p, oracle)
+    _, pf, _ = rundir.pool_predictions(p, fixed)
+    groups = np.array([p.sel.samples[i].subject for i in test])
+    unit_groups = groups if p.protocol.bootstrap_unit == "subject" and len(set(groups)) > 1 else None
+    res = paired_metrics(p.sel.y[test], po.T, pf.T, unit_groups, n_boot=p.cfg.n_boot)
+    return {"n": res["n"], "unit": res["unit"], "predictions_differing": res["predictions_differing"],
+            **{k: {f: m[f] for f in ("difference", "low", "high", "p_value")} for k, m in res["metrics"].items()}}
 
 
 def run_fold_group(p: Plan, jobs: list[tuple[int, Fold, int]], X_shared: np.ndarray) -> list[dict]:
@@ -348,6 +369,28 @@ def _progress(total: int, done: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=done, desc="folds", unit="fold", disable=not enabled, leave=False)
+
+
+def refinalize(run: Path) -> Path:
+    """Pool a finished run's fold files again with the current code (metrics.json, predictions,
+    an oracle run's fixed-counterpart note), keeping its config.json and wall time: for runs
+    made before a field existed. The data must be the data the run was made on."""
+    from benchmark.config import resolve
+
+    run = Path(run)
+    header = json.loads((run / "config.json").read_text())
+    cfg = resolve({**header["config"], "out": str(run.parent)})
+    if cfg.run_id() != run.name:
+        raise ValueError(f"{run}: folder name is not the run id of its config ({cfg.run_id()})")
+    p = plan(cfg)
+    if data_fingerprint(p.report.files, p.sel.samples, p.sel.y) != header.get("data_fingerprint"):
+        raise RuntimeError(f"{run}: the data under {cfg.data_root} are not those the run was made on")
+    records = [rundir.load_fold(run, seed, f.name) for seed in cfg.seeds for f in p.folds]
+    if any(r is None for r in records):
+        raise RuntimeError(f"{run}: not finished (fold files missing); resume it with `benchmark run`")
+    wall = json.loads((run / "metrics.json").read_text())["wall_s"] if (run / "metrics.json").exists() else 0.0
+    rundir.finalize(run, p, records, wall_s=wall, companion=fixed_companion(p, records))
+    return run
 
 
 def load_metrics(run: Path) -> dict:

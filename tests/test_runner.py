@@ -160,7 +160,11 @@ def test_an_oracle_run_writes_the_fixed_run_it_trained(flow_root, tmp_path):
     assert twin.is_dir() and json.loads((twin / "config.json").read_text())["derived_from"] == oracle.name
     assert (twin / "predictions.csv").read_text() == (fixed / "predictions.csv").read_text()
     assert load_metrics(twin)["derived_from"] == oracle.name
-    assert load_metrics(oracle)["fixed_companion"]["derived_folds"] == 9
+    note = load_metrics(oracle)["fixed_companion"]
+    assert note["derived_folds"] == 9
+    gap = load_metrics(oracle)["metrics"]["overall"]["uf1"]["mean"] - load_metrics(twin)["metrics"]["overall"]["uf1"]["mean"]
+    d = note["oracle_minus_fixed"]["uf1"]
+    assert d["difference"] == pytest.approx(gap) and d["low"] <= d["difference"] <= d["high"]
     # the oracle's own predictions are its best epochs', which differ from the last epoch somewhere
     assert (oracle / "predictions.csv").read_text() != (twin / "predictions.csv").read_text()
 
@@ -171,7 +175,7 @@ def test_an_oracle_run_beside_a_finished_fixed_run_only_compares(flow_root, tmp_
     oracle = execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="oracle"), progress=False)
     note = load_metrics(oracle)["fixed_companion"]
     assert note["direct_folds"] == 9 and note["derived_folds"] == 0
-    assert note["direct_predictions_agreeing"] == "54/54"
+    assert note["direct_predictions_agreeing"] == "54/54" and "oracle_minus_fixed" in note
     assert (fixed / "metrics.json").read_text() == before
 
 
@@ -216,3 +220,23 @@ def test_killing_a_run_ends_its_worker_processes(flow_root, tmp_path):
     alive = [w for w in workers if os.path.exists(f"/proc/{w}")
              and open(f"/proc/{w}/stat", "rb").read().split(b")")[1].split()[0] != b"Z"]
     assert not alive, f"workers {alive} outlived their run"
+
+
+def test_refinalize_repools_a_finished_run_and_keeps_its_config(flow_root, tmp_path):
+    from benchmark.runner import refinalize
+
+    fixed = execute(_cfg(flow_root, tmp_path / "r", epochs=2), progress=False)
+    oracle = execute(_cfg(flow_root, tmp_path / "r", epochs=2, selection="oracle"), progress=False)
+    config, m = (oracle / "config.json").read_text(), load_metrics(oracle)
+    for f in (oracle / "folds" / "seed0").glob("*.json"):  # as an oracle run made before last-epoch predictions
+        rec = json.loads(f.read_text())
+        f.write_text(json.dumps({k: v for k, v in rec.items() if not k.startswith("last_epoch_")}))
+    (oracle / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "fixed_companion"}))
+    assert main(["refinalize", str(oracle)]) == 0
+    again = load_metrics(oracle)
+    assert (oracle / "config.json").read_text() == config and again["wall_s"] == m["wall_s"]
+    assert again["fixed_companion"]["oracle_minus_fixed"] == m["fixed_companion"]["oracle_minus_fixed"]
+    assert again["fixed_companion"]["direct_folds"] == 9
+    next((fixed / "folds" / "seed0").glob("*.json")).unlink()
+    with pytest.raises(RuntimeError, match="not finished"):
+        refinalize(fixed)
