@@ -160,26 +160,28 @@ def fixed_companion(p: Plan, records: list[dict]) -> dict | None:
         return None
     q = Plan(**{**p.__dict__, "cfg": replace(p.cfg, selection="fixed")})
     out = Path(q.cfg.out) / q.cfg.run_id()
-    direct = [rundir.load_fold(out, r["seed"], r["fold"]) for r in records]
+    on_disk = [rundir.load_fold(out, r["seed"], r["fold"]) for r in records]
+    tag = f"last epoch of oracle run {p.cfg.run_id()}"
+    direct = [d if d is not None and tag not in d.get("training", "") else None for d in on_disk]
     n_direct = sum(d is not None for d in direct)
-    finished = n_direct == len(records) and (out / "metrics.json").exists()
+    finished = all(d is not None for d in on_disk) and (out / "metrics.json").exists()
     note = {"run_id": q.cfg.run_id(), "derived_folds": 0, "direct_folds": n_direct}
     if any("last_epoch_pred" not in r for r in records):
         if not finished:
             return None
-        fixed = direct
+        fixed = on_disk
     else:
         derived = []
         for r in records:
             rec = {k: v for k, v in r.items() if not k.startswith("last_epoch_")}
             rec.update(proba=r["last_epoch_proba"], pred=r["last_epoch_pred"],
                        best_epoch=q.model.get_params().get("epochs"),
-                       training=f"{r.get('training', 'sequential')}; last epoch of oracle run {p.cfg.run_id()}")
+                       training=f"{r.get('training', 'sequential')}; {tag}")
             derived.append(rec)
         agree = sum(int(np.sum(np.array(d["pred"]) == np.array(e["pred"]))) for d, e in zip(direct, derived) if d)
         note.update(derived_folds=len(records) - n_direct,
                     direct_predictions_agreeing=f"{agree}/{sum(len(d['pred']) for d in direct if d)}")
-        fixed = [old or rec for rec, old in zip(derived, direct)]
+        fixed = [old or rec for rec, old in zip(derived, direct)]  # a direct run's folds win
         if not finished:
             header = {**_header(q), "derived_from": p.cfg.run_id(),
                       "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"}}
@@ -188,7 +190,7 @@ def fixed_companion(p: Plan, records: list[dict]) -> dict | None:
             except RuntimeError as err:  # e.g. a run on other data in that folder: keep the oracle run
                 log.warning("fixed companion not written: %s", err)
                 return {**note, "error": str(err)}
-            for rec, old in zip(derived, direct):
+            for rec, old in zip(derived, on_disk):
                 if old is None:
                     rundir.save_fold(out, rec)
             rundir.finalize(out, q, fixed, wall_s=0.0)
