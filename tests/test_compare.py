@@ -31,6 +31,7 @@ def test_difference_is_that_of_the_two_runs_metrics(runs):
     assert compare(fixed, fixed, n_boot=50)["metrics"]["uf1"]["difference"] == 0
     multi = compare(two_seeds, fixed, n_boot=50)["metrics"]["uf1"]
     assert multi["a"] == pytest.approx(load_metrics(two_seeds)["metrics"]["overall"]["uf1"]["mean"])
+    assert compare(two_seeds, two_seeds, n_boot=20)["predictions_differing"] == 0
 
 
 def test_runs_on_other_samples_or_without_predictions_are_clear_errors(runs, tmp_path, capsys):
