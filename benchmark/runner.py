@@ -183,8 +183,11 @@ def fixed_companion(p: Plan, records: list[dict]) -> dict | None:
                     direct_predictions_agreeing=f"{agree}/{sum(len(d['pred']) for d in direct if d)}")
         fixed = [old or rec for rec, old in zip(derived, direct)]  # a direct run's folds win
         if not finished:
+            origin = Path(p.cfg.out) / p.cfg.run_id() / "config.json"
+            trained = json.loads(origin.read_text()) if origin.exists() else {}
             header = {**_header(q), "derived_from": p.cfg.run_id(),
-                      "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"}}
+                      "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"},
+                      **{k: trained[k] for k in ("git_commit", "started") if k in trained}}  # when it was trained
             try:
                 rundir.prepare(out, header)
             except RuntimeError as err:  # e.g. a run on other data in that folder: keep the oracle run
