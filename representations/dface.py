@@ -93,13 +93,17 @@ def apex_index(s: Sample) -> int:
     return (s.onset + s.offset) // 2
 
 
-def onset_apex_pair(s: Sample, size: int, channels: int, report: list | None = None) -> np.ndarray:
-    """(2, C, S, S) uint8 onset and apex frames (nearest available frame, noted in ``report``)."""
+def pair_frames(s: Sample) -> tuple[tuple[str, int], tuple[str, int]]:
+    """The annotated (role, frame index) pair D-FACE encodes: onset (else the first frame), apex."""
     if not s.frames:
         raise RepresentationError(f"{s.key}: D-FACE needs the onset and apex frames; this sample has none")
-    onset = s.onset if s.onset is not None else min(s.frames)
+    return ("onset", s.onset if s.onset is not None else min(s.frames)), ("apex", apex_index(s))
+
+
+def onset_apex_pair(s: Sample, size: int, channels: int, report: list | None = None) -> np.ndarray:
+    """(2, C, S, S) uint8 onset and apex frames (nearest available frame, noted in ``report``)."""
     out = []
-    for role, want in (("onset", onset), ("apex", apex_index(s))):
+    for role, want in pair_frames(s):
         path, used = s.frame_path(want)
         if report is not None and used != want:
             report.append({"kind": "nearest_frame", "sample": s.key, "frame": role, "wanted": want, "used": used})
@@ -511,8 +515,7 @@ class DFace(Representation):
     @staticmethod
     def _pair_paths(s: Sample) -> list[Path]:
         """The files ``onset_apex_pair`` reads: the cache entry's source identity."""
-        onset = s.onset if s.onset is not None else min(s.frames)
-        return [s.frame_path(onset)[0], s.frame_path(apex_index(s))[0]]
+        return [s.frame_path(want)[0] for _, want in pair_frames(s)]
 
     def _input(self, pairs_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i1, i2 = to_input(pairs_u8)
