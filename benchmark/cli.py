@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {list,run,sweep,compare,refinalize,data check,leaderboard,check,pretrain,perf}``."""
+"""Command line: ``python -m benchmark {list,run,sweep,compare,refinalize,data check,leaderboard,check,pretrain,perf,analyze}``."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark import perf, pretrain
+from benchmark import analyze, perf, pretrain
 
 
 def _run_parser(sub) -> None:
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--baselines", default="results/baselines.json")
     ck.add_argument("--update", action="store_true", help="rewrite the baselines from this run")
     pretrain.add_parser(sub)
+    analyze.add_parser(sub)
     perf.add_parser(sub)
     return ap
 
@@ -211,7 +212,8 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "compare": cmd_compare, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd}
+                "check": cmd_check, "compare": cmd_compare, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd,
+                "analyze": analyze.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:
         return handler(args)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.bootstrap import paired_bootstrap
-from benchmark.metrics import FAST_METRICS
+from benchmark.core.bootstrap import paired_bootstrap
+from benchmark.core.metrics import FAST_METRICS
 
 
 def load_predictions(run: Path) -> tuple[pd.DataFrame, dict]:

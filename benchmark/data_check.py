@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmark.datasets import read_dataset
-from benchmark.samples import DatasetReport
+from benchmark.core.samples import DatasetReport
 
 
 def _counts(values) -> dict[str, int]:

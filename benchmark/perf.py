@@ -23,23 +23,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from benchmark.core.paths import cache_dir, use_cache_root
+
 DEFAULT_SIZES = (None, 112, 224)
 
 
 @contextlib.contextmanager
 def _temporary_cache():
-    from representations._cache import CACHE_ENV
-
-    old = os.environ.get(CACHE_ENV)
-    with tempfile.TemporaryDirectory(prefix="mer-perf-") as tmp:
-        os.environ[CACHE_ENV] = tmp
-        try:
-            yield Path(tmp)
-        finally:
-            if old is None:
-                os.environ.pop(CACHE_ENV, None)
-            else:
-                os.environ[CACHE_ENV] = old
+    with tempfile.TemporaryDirectory(prefix="mer-perf-") as tmp, use_cache_root(tmp) as root:
+        yield root
 
 
 def pick_samples(data_root: Path, n: int) -> list:
@@ -157,7 +149,7 @@ def cmd(args) -> int:
         if args.data_root:
             root = Path(args.data_root)
         else:
-            from benchmark.synthetic import ensure_synthetic
+            from benchmark.datasets.synthetic import ensure_synthetic
 
             root = ensure_synthetic()
         sizes = [None if s.strip() == "native" else int(s) for s in args.sizes.split(",")]
@@ -182,9 +174,8 @@ def main_command_table() -> str:
 
     from benchmark.config import resolve
     from benchmark.runner import execute
-    from benchmark.synthetic import default_cache_dir
 
-    warm = any((default_cache_dir() / "dface").glob("dface-*.pt"))
+    warm = any((cache_dir("dface")).glob("dface-*.pt"))
     with tempfile.TemporaryDirectory(prefix="mer-perf-main-") as tmp:
         t0 = time.perf_counter()
         run = execute(resolve({**MAIN, "out": tmp}), progress=False)

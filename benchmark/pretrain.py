@@ -5,7 +5,7 @@
     python -m benchmark pretrain dface --frames DATA_ROOT --preset small --steps 5000 --out ckpt.pt
     python -m benchmark pretrain dface --frames FOLDER --fps 25 --out ckpt.pt
 
-``--frames`` is ``synthetic`` (pairs rendered in memory by ``benchmark.synthetic``,
+``--frames`` is ``synthetic`` (pairs rendered in memory by ``benchmark.datasets.synthetic``,
 seed 1 by default: not the faces of the default dataset), a data root with
 database folders the readers know (``casme2/``, ``samm/``, ``smic/``, ``casme3/``;
 each at its own frame rate, subjects recorded with the readers' ids so the runner
@@ -60,7 +60,7 @@ def cmd_dfe(args) -> int:
 def cmd(args) -> int:
     if args.what == "dfe":
         return cmd_dfe(args)
-    from models.base import resolve_device
+    from benchmark.core.device import resolve_device
     from representations import dface
 
     recipe = dict(dface.DEFAULT_RECIPES.get(args.preset, dface.DEFAULT_RECIPES["small"]))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.bootstrap import bootstrap_ci
-from benchmark.metrics import FAST_METRICS, summarize
+from benchmark.core.bootstrap import bootstrap_ci
+from benchmark.core.metrics import FAST_METRICS, summarize
 from benchmark.provenance import now
 
 

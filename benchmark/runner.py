@@ -20,7 +20,8 @@ from benchmark.config import RunConfig
 from benchmark.datasets import read_dataset
 from benchmark.provenance import data_fingerprint, git_commit, machine, now, package_versions
 from models import MODELS
-from models.base import SelectionSet, resolve_device
+from benchmark.core.device import resolve_device
+from models.base import SelectionSet
 from protocols import PROTOCOLS
 from protocols.base import Fold, Selection, carve_validation, missing_classes
 from representations import REPRESENTATIONS
@@ -46,7 +47,7 @@ def check_compatible(rep_name: str, model_name: str) -> None:
 
 def data_root(cfg: RunConfig) -> Path:
     if cfg.data == "synthetic":
-        from benchmark.synthetic import ensure_synthetic
+        from benchmark.datasets.synthetic import ensure_synthetic
 
         return ensure_synthetic()
     root = Path(cfg.data_root)
@@ -119,7 +120,8 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
     model = clone(p.model)
     if "seed" in model.get_params():
         model.set_params(seed=fold_seed)
-    model.fit(X[train], p.sel.y[train], n_classes=len(p.sel.classes), selection=selection)
+    model.fit(X[train], p.sel.y[train], n_classes=len(p.sel.classes), selection=selection,
+              class_names=p.sel.classes)
     return _record(p, fold, seed, model, model.predict_proba(X[fold.test]), train, leaked,
                    time.perf_counter() - t0, "sequential")
 

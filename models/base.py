@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from benchmark.metrics import METRICS
+from benchmark.core.device import resolve_device
+from benchmark.core.metrics import METRICS
 from models.losses import make_loss
 
 AGGREGATES = ("mean", "vote")
@@ -27,7 +29,7 @@ class SelectionSet:
 
     X: np.ndarray
     y: np.ndarray
-    criterion: str = "accuracy"  # a name in benchmark.metrics.METRICS
+    criterion: str = "accuracy"  # a name in benchmark.core.metrics.METRICS
 
 
 class EpochChoice:
@@ -68,19 +70,13 @@ class EpochChoice:
 class Model(BaseEstimator):
     accepts: frozenset[str] = frozenset()
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "Model":
+    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+            class_names: Sequence[str] | None = None) -> "Model":
         raise NotImplementedError
 
     def predict_proba(self, X) -> np.ndarray:
         raise NotImplementedError
 
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(device)
 
 
 def frames_to_samples(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +172,8 @@ class TorchClassifier(Model):
     def _loss(self, y: torch.Tensor, n_classes: int) -> nn.Module:
         return make_loss(self.loss, y, n_classes).to(y.device)
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "TorchClassifier":
+    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+            class_names: Sequence[str] | None = None) -> "TorchClassifier":
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)

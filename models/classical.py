@@ -7,6 +7,8 @@ images.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.preprocessing import StandardScaler
@@ -102,7 +104,8 @@ class SVM(Model):
                   max_iter=self.max_iter, random_state=self.seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False) if self.probability else svc
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "SVM":
+    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+            class_names: Sequence[str] | None = None) -> "SVM":
         self._check()
         X, y = np.asarray(X), np.asarray(y)
         self.bow_ = self.features == "bow" or (self.features == "auto" and X.dtype.kind in "iu")

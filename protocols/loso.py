@@ -1,7 +1,7 @@
 """Per-database leave-one-subject-out with a chosen class set."""
 from __future__ import annotations
 
-from benchmark.labels import LABEL_SETS
+from protocols.labels import LABEL_SETS
 from protocols import PROTOCOLS
 from protocols.base import Protocol, ProtocolError
 

@@ -1,5 +1,5 @@
 """Motion representations: scikit-learn-style estimators from samples to arrays."""
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 REPRESENTATIONS = Registry("representation")
 REPRESENTATIONS.register_lazy("precomputed", "representations.precomputed:Precomputed")

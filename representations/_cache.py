@@ -31,9 +31,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from benchmark.core.paths import cache_dir
+
 log = logging.getLogger("benchmark.cache")
 
-CACHE_ENV = "MER_BENCHMARK_CACHE"
 JOBS_ENV = "MER_BENCHMARK_JOBS"
 _META = "__meta__"
 _RECIPE = "__recipe__"
@@ -41,9 +42,7 @@ STALE_TMP_S = 3600  # leftover temp files older than this are from killed writer
 
 
 def default_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "mer-benchmark"
-    return base / "reps"
+    return cache_dir("reps")
 
 
 def source_identity(paths: Iterable[Path], identity: str = "stat") -> list:

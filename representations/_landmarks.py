@@ -14,7 +14,7 @@ import threading
 import cv2
 import numpy as np
 
-from representations.precomputed import RepresentationError, read_image
+from representations.base import RepresentationError, read_image
 
 N_POINTS = 468
 PAD = 0.3

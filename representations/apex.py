@@ -5,8 +5,7 @@ import cv2
 import numpy as np
 
 from representations import REPRESENTATIONS
-from representations.base import Representation
-from representations.precomputed import RepresentationError, read_image
+from representations.base import Representation, RepresentationError, read_image
 
 
 @REPRESENTATIONS.register("apex")

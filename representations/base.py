@@ -9,10 +9,22 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from benchmark.samples import Sample
+from benchmark.core.samples import Sample
+
+class RepresentationError(ValueError):
+    """A sample lacks what a representation needs."""
+
+
+def read_image(path, grayscale: bool = False) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    if img is None:
+        raise RepresentationError(f"cannot read image {path}")
+    return img
+
 
 # Input kinds a representation produces and a model declares it accepts.
 KINDS = ("flow_image", "image", "frames", "tokens", "vector")
@@ -37,3 +49,16 @@ class Representation(BaseEstimator):
     def training_subjects(self) -> set[str]:
         """Subjects whose data shaped this representation (contamination check)."""
         return set(getattr(self, "trained_on_", ()) or ())
+
+def check_missing(samples: Sequence[Sample], on_missing: str, name: str, blank: str) -> None:
+    """Samples without frames: an error naming them, unless ``on_missing="blank"`` (``blank``
+    says what the representation then gives them)."""
+    if on_missing not in ("error", "blank"):
+        raise ValueError(f"on_missing must be 'error' or 'blank', not {on_missing!r}")
+    missing = [s.key for s in samples if not s.frames]
+    if missing and on_missing == "error":
+        head = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise RepresentationError(
+            f"{name}: {len(missing)} sample(s) have no frames ({head}); frame-based representations need the "
+            "database's frame folders (on the CDE only CASME II has them: use --dataset casme2), or pass "
+            f"--rep-param on_missing=blank to {blank}")

@@ -12,7 +12,7 @@ Before tokenizing, the apex frame's brightness is matched to the onset frame's
 (``match_gain``, default on; pretraining keeps raw frames): see :func:`match_gain`.
 
 Checkpoints: ``checkpoint=None`` uses the preset's default, trained only on the
-synthetic generator (``benchmark.synthetic``, seed 1: other faces than the
+synthetic generator (``benchmark.datasets.synthetic``, seed 1: other faces than the
 seed-0 default dataset) and built on first use into
 ``$MER_BENCHMARK_CACHE/dface/`` (or ``~/.cache/mer-benchmark/dface/``); the same
 file comes from ``python -m benchmark pretrain dface --frames synthetic --preset
@@ -41,14 +41,14 @@ import cv2
 import numpy as np
 import torch
 
-from benchmark.samples import Sample
-from benchmark.synthetic import ClipPlan
+from benchmark.core import paths
+from benchmark.core.samples import Sample
+from benchmark.datasets.synthetic import ClipPlan
 from representations import REPRESENTATIONS
 from representations._dface_net import (
     CVQVAE, file_sha256, load_checkpoint, preset_config, save_checkpoint, to_input, train_tokenizer,
 )
-from representations.base import Representation
-from representations.precomputed import RepresentationError
+from representations.base import Representation, RepresentationError
 
 GAP_S = (0.25, 0.5)  # pretraining pair gap in seconds (the paper's 8-15 frames at 25-30 fps)
 SYNTHETIC_SEED = 1  # the default checkpoint's faces; the default dataset is seed 0
@@ -140,14 +140,14 @@ def synthetic_pairs(n: int, size: int, channels: int, seed: int = SYNTHETIC_SEED
                     gap_s=GAP_S) -> tuple[np.ndarray, list[str]]:
     """Pairs rendered in memory by the synthetic generator (no file is written).
 
-    Faces and action units come from ``benchmark.synthetic.plan(seed, scale)``.
+    Faces and action units come from ``benchmark.datasets.synthetic.plan(seed, scale)``.
     Each pair is two frames ``gap_s`` seconds apart at the database's frame rate;
     the expression's profile is stretched to that gap (apex at 50-100 % of it).
     60 % of pairs go neutral -> expression, 20 % the reverse, 20 % carry head
     motion, flicker and noise only; 30 % of expressions use another emotion's
     action units than the clip's. Returns (pairs, subject ids ``synthetic-seedS:db/sub``).
     """
-    from benchmark import synthetic as syn
+    from benchmark.datasets import synthetic as syn
 
     clips = syn.plan(seed, scale)
     au_pool = sorted({a for v in syn.AU_CHOICES.values() for a in v})
@@ -273,7 +273,7 @@ def pretrain(frames: str, out: Path, preset: str = "small", steps: int = 300, ba
     t0 = time.perf_counter()
     if frames == "synthetic":
         data, subjects = synthetic_pairs(pairs, cfg.image_size, cfg.channels, seed=seed, scale=scale)
-        datasets = [f"synthetic(generator=benchmark.synthetic, seed={seed}, scale={scale})"]
+        datasets = [f"synthetic(generator=benchmark.datasets.synthetic, seed={seed}, scale={scale})"]
     elif any((Path(frames) / d).is_dir() for d in ("casme2", "samm", "smic", "casme3")):
         data, subjects, datasets = dataset_pairs(Path(frames), pairs, cfg.image_size, cfg.channels, seed)
     else:
@@ -300,9 +300,7 @@ def pretrain(frames: str, out: Path, preset: str = "small", steps: int = 300, ba
 
 
 def cache_dir() -> Path:
-    from benchmark.synthetic import default_cache_dir
-
-    return default_cache_dir() / "dface"
+    return paths.cache_dir("dface")
 
 
 def default_checkpoint(preset: str, build: bool = True, log=None) -> Path:
@@ -417,7 +415,7 @@ class DFace(Representation):
         return cached[1], cached[2]
 
     def _device(self) -> torch.device:
-        from models.base import resolve_device
+        from benchmark.core.device import resolve_device
 
         return resolve_device(self.device)
 
@@ -467,7 +465,7 @@ class DFace(Representation):
         tokenizer is fold-specific and encodes afresh.
         """
         from representations._cache import DiskCache
-        from representations.preprocess import check_missing
+        from representations.base import check_missing
 
         check_missing(samples, self.on_missing, "dface", "get the 'no action' tokens")
         net = self._net()

@@ -36,13 +36,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmark.samples import Sample
+from benchmark.core.samples import Sample
 from representations import REPRESENTATIONS
 from representations._cache import DiskCache, parallel_map
 from representations._dfe_net import PRESETS, NetConfig, RVQVAE, from_arrays, state_arrays, train
 from representations._landmarks import LANDMARK_VERSION, frame_landmarks, procrustes_mean, similarity_align
-from representations.base import Representation
-from representations.precomputed import RepresentationError
+from representations.base import Representation, RepresentationError
 
 SYNTHETIC_SEED = 1  # pretraining faces; the default synthetic dataset is seed 0
 VERSION = 1  # bump when features or training change for the same recipe
@@ -207,7 +206,7 @@ def pretrain(frames: str, out: Path, seed: int = SYNTHETIC_SEED, scale: str = "d
     import dataclasses
 
     from benchmark.datasets import read_dataset
-    from benchmark.synthetic import ensure_synthetic
+    from benchmark.datasets.synthetic import ensure_synthetic
 
     root = ensure_synthetic(seed=seed, scale=scale) if frames == "synthetic" else Path(frames)
     samples, names = [], []
@@ -223,7 +222,7 @@ def pretrain(frames: str, out: Path, seed: int = SYNTHETIC_SEED, scale: str = "d
     log(f"dfe: fitting on {len(samples)} clips of {', '.join(names)} from {frames}")
     raw, events = rep._raw(samples)
     arrays, fit_meta = rep._fit_arrays(raw, cfg)
-    datasets = ([f"synthetic(generator=benchmark.synthetic, seed={seed}, scale={scale})"] if frames == "synthetic"
+    datasets = ([f"synthetic(generator=benchmark.datasets.synthetic, seed={seed}, scale={scale})"] if frames == "synthetic"
                 else [f"{n}:{Path(frames).resolve() / n}" for n in names])
     meta = {"trained_on": {"datasets": datasets, "subjects": sorted({s.subject if frames != "synthetic"
                                                                      else f"synthetic-seed{seed}:{s.subject}"

@@ -5,18 +5,7 @@ import cv2
 import numpy as np
 
 from representations import REPRESENTATIONS
-from representations.base import Representation
-
-
-class RepresentationError(ValueError):
-    """A sample lacks what a representation needs."""
-
-
-def read_image(path, grayscale: bool = False) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
-    if img is None:
-        raise RepresentationError(f"cannot read image {path}")
-    return img
+from representations.base import Representation, RepresentationError, read_image
 
 
 @REPRESENTATIONS.register("precomputed")

@@ -28,10 +28,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from benchmark.samples import Sample
+from benchmark.core.samples import Sample
 from representations._cache import DiskCache, parallel_map
-from representations.base import Representation
-from representations.precomputed import RepresentationError, read_image
+from representations.base import Representation, RepresentationError, check_missing, read_image
 
 MODES = ("raw", "face", "none")
 DEFAULT_SIZE = {"raw": 384, "face": 224, "none": None}
@@ -324,17 +323,3 @@ def frame_events(sample: Sample, roles: dict) -> tuple[dict, list, list[dict]]:
         used[role] = int(u)
         paths.append(path)
     return used, paths, events
-
-
-def check_missing(samples: Sequence[Sample], on_missing: str, name: str, blank: str) -> None:
-    """Samples without frames: an error naming them, unless ``on_missing="blank"`` (``blank``
-    says what the representation then gives them)."""
-    if on_missing not in ("error", "blank"):
-        raise ValueError(f"on_missing must be 'error' or 'blank', not {on_missing!r}")
-    missing = [s.key for s in samples if not s.frames]
-    if missing and on_missing == "error":
-        head = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise RepresentationError(
-            f"{name}: {len(missing)} sample(s) have no frames ({head}); frame-based representations need the "
-            "database's frame folders (on the CDE only CASME II has them: use --dataset casme2), or pass "
-            f"--rep-param on_missing=blank to {blank}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from benchmark.samples import Sample
+from benchmark.core.samples import Sample
 
 REGION_MODES = ("none", "htnet", "htnet-transposed")
 LANDMARK_VERSION = 1

@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmark.samples import Sample
+from benchmark.core.samples import Sample
 from representations import REPRESENTATIONS
-from representations.precomputed import RepresentationError
+from representations.base import RepresentationError
 from representations.preprocess import PixelRepresentation, frame_events, prepare, read_frames
 
 SAMPLINGS = ("AF", "KFS", "MFS")

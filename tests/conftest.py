@@ -20,7 +20,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_tiny(tmp_path_factory) -> Path:
     """The synthetic dataset at ``scale="tiny"`` (all databases with frames), generated once per session."""
-    from benchmark.synthetic import generate
+    from benchmark.datasets.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic-tiny") / "root", seed=0, scale="tiny")
 

@@ -9,6 +9,8 @@ from models.edclip import class_prompts, edclip_loss, others_margin_loss, prompt
 from models.transformer import Transformer, attention_entropy
 from representations._dface_net import NSVQ, CVQVAE, load_checkpoint, preset_config, to_input, train_tokenizer
 
+CDE_CLASSES = ("negative", "positive", "surprise")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -30,7 +32,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
-    from benchmark.synthetic import generate
+    from benchmark.datasets.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("syn") / "data", scale="tiny")
 
@@ -146,7 +148,7 @@ def _tokens(n_per_class=2, n_classes=3, seed=0):
 
 def test_transformer_overfits_a_handful_of_token_sequences(cache):
     X, y = _tokens()
-    m = Transformer(epochs=60, lr=3e-3, text_encoder="hash", seed=0).fit(X, y, n_classes=3)
+    m = Transformer(epochs=60, lr=3e-3, text_encoder="hash", seed=0).fit(X, y, n_classes=3, class_names=CDE_CLASSES)
     assert (m.predict_proba(X).argmax(1) == y).all()
     assert m.edclip_classes_ == ["negative", "positive", "surprise"]
     assert m.text_encoder_ == "hash"  # the encoder a run used is kept on the fitted model
@@ -183,7 +185,7 @@ def test_pooling_entropy_drops_as_lambda_sparse_grows():
                                     dict(edclip=False), dict(pos="none", pool="mean", backbone="cnn")])
 def test_ablation_switches_train_and_predict(params, cache):
     X, y = _tokens()
-    m = Transformer(epochs=2, text_encoder="hash", **params).fit(X, y, n_classes=3)
+    m = Transformer(epochs=2, text_encoder="hash", **params).fit(X, y, n_classes=3, class_names=CDE_CLASSES)
     p = m.predict_proba(X)
     assert p.shape == (6, 3) and np.allclose(p.sum(1), 1, atol=1e-5)
 
@@ -194,8 +196,10 @@ def test_bad_switches_are_clear_errors():
         Transformer(epochs=1, pool="max", edclip=False).fit(X, y, 3)
     with pytest.raises(ValueError, match="class token"):
         Transformer(epochs=1, pool="cls", backbone="cnn", edclip=False).fit(X, y, 3)
-    with pytest.raises(ValueError, match="class names"):
+    with pytest.raises(ValueError, match="class names"):  # EDCLIP needs names: the runner passes them
         Transformer(epochs=1, text_encoder="hash").fit(*_tokens(n_classes=6), 6)
+    with pytest.raises(ValueError, match="names 2 classes"):
+        Transformer(epochs=1, text_encoder="hash").fit(*_tokens(n_classes=3), 3, class_names=["a", "b"])
 
 
 # --------------------------------------------------------------------------- EDCLIP
@@ -269,7 +273,7 @@ def test_samples_without_frames_are_an_error_or_no_action_tokens(cache, tiny_roo
 
     from benchmark.datasets import read_dataset
     from representations.dface import DFace
-    from representations.precomputed import RepresentationError
+    from representations.base import RepresentationError
 
     samples = read_dataset("megc2019", tiny_root / "megc2019").samples[:3]
     bare = [samples[0], dataclasses.replace(samples[1], frames={}), samples[2]]
@@ -345,7 +349,7 @@ def test_main_command_runs_end_to_end_on_tiny_synthetic(cache, tiny_root, tmp_pa
 def test_analysis_writes_pngs(cache, tiny_root, tmp_path):
     from benchmark.datasets import read_dataset
     from representations.dface import DFace
-    from representations.dface_analysis import codebook_similarity, codebook_usage, write_analysis
+    from benchmark.analyze.dface import codebook_similarity, codebook_usage, write_analysis
 
     usage = codebook_usage(np.array([[0, 0, 1, 1]]), 4)
     assert usage["codes_used"] == 2 and usage["perplexity"] == pytest.approx(2.0)
@@ -364,8 +368,8 @@ def test_transformer_scoring_epochs_does_not_change_training(cache):
     from models.base import SelectionSet
 
     X, y = _tokens()
-    plain = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3)
-    scored = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3,
+    plain = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3, class_names=CDE_CLASSES)
+    scored = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3, class_names=CDE_CLASSES,
                                                                    selection=SelectionSet(X[:5], y[:5]))
     np.testing.assert_array_equal(scored.last_selection_proba_, plain.predict_proba(X[:5]))
 

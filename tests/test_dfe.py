@@ -140,7 +140,7 @@ def test_average_nmi_matches_scikit_learn_and_detects_redundancy():
 
 
 def test_frame_plan_spans_onset_to_offset_with_the_apex():
-    from benchmark.samples import Sample
+    from benchmark.core.samples import Sample
 
     s = Sample("d", "d/s1", "c", "x", onset=10, apex=23, offset=50, frames={i: Path("f") for i in range(10, 51)})
     plan = frame_plan(s, 9)
@@ -149,7 +149,7 @@ def test_frame_plan_spans_onset_to_offset_with_the_apex():
 
 def _vector_samples(tmp_path, n_subjects=3, clips=4, frames=6, dim=50):
     """Samples with user-supplied per-frame vectors (the ``vectors`` source)."""
-    from benchmark.samples import Sample
+    from benchmark.core.samples import Sample
 
     rng = np.random.default_rng(0)
     out = []
@@ -186,7 +186,7 @@ def test_dfe_end_to_end_on_user_vectors(tmp_path, rep_cache):
 
 
 def test_dfe_rejects_bad_settings(tmp_path):
-    from representations.precomputed import RepresentationError
+    from representations.base import RepresentationError
 
     with pytest.raises(ValueError, match="vectors_dir"):
         DFE(source="vectors").fit([])
@@ -208,7 +208,7 @@ def test_dfe_on_synthetic_faces_with_the_face_mesh(synthetic_tiny, rep_cache, tm
     assert not any(e["kind"] == "no_face_clip" for e in rep.report_)
     assert rep.token_displacements().shape == (64, 468, 3)
     assert rep.state_["components"].shape == (10, 468 * 3)
-    from representations.dfe_analysis import diversity, plot_token_heatmaps
+    from benchmark.analyze.dfe import diversity, plot_token_heatmaps
 
     png = plot_token_heatmaps(rep, tmp_path / "tokens.png")
     assert png.stat().st_size > 1000

@@ -9,7 +9,7 @@ import pytest
 from benchmark.datasets import read_dataset
 from representations import REPRESENTATIONS
 from representations.flow import minmax, optical_strain
-from representations.precomputed import RepresentationError
+from representations.base import RepresentationError
 from representations.preprocess import Face, Prep, centre_square, prepare
 from representations.regions import crop_regions, region_centres
 from representations.sampling import temporal_indices
@@ -179,7 +179,7 @@ def test_frames_representation(casme2, rep_cache):
 
 
 def test_apex_spotting_on_synthetic_clips(synthetic_tiny):
-    from representations.apex_spotting import evaluate
+    from benchmark.analyze.apex import evaluate
 
     samples = read_dataset("casme2", synthetic_tiny / "casme2").samples
     r = evaluate(samples, "flow")

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark.samples import DatasetReport, Sample
+from benchmark.core.samples import DatasetReport, Sample
 from models import MODELS
 from protocols import PROTOCOLS
 

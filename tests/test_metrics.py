@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from benchmark.bootstrap import bootstrap_ci, paired_bootstrap
-from benchmark.metrics import FAST_METRICS, METRICS, accuracy, summarize, uar, uf1
+from benchmark.core.bootstrap import bootstrap_ci, paired_bootstrap
+from benchmark.core.metrics import FAST_METRICS, METRICS, accuracy, summarize, uar, uf1
 
 Y = np.array([0, 0, 0, 1, 1, 2])
 P = np.array([0, 0, 1, 1, 2, 2])

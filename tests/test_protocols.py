@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.samples import DatasetReport, Sample
+from benchmark.core.samples import DatasetReport, Sample
 from protocols.base import ProtocolError, carve_validation, loso_folds
 from protocols.cde import CDE
 from protocols.loso import LOSO

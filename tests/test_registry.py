@@ -1,6 +1,6 @@
 import pytest
 
-from benchmark.registry import Registry, RegistryError
+from benchmark.core.registry import Registry, RegistryError
 from models import MODELS
 from protocols import PROTOCOLS
 from representations import REPRESENTATIONS

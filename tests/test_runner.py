@@ -7,7 +7,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.config import ConfigError, resolve
-from benchmark.metrics import uar, uf1
+from benchmark.core.metrics import uar, uf1
 from benchmark.runner import ContaminationError, execute, load_metrics
 from representations import REPRESENTATIONS
 from representations.base import Representation

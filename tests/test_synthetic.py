@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import synthetic as syn
+from benchmark.core import paths
+from benchmark.datasets import synthetic as syn
 
 cv2 = pytest.importorskip("cv2")
 openpyxl = pytest.importorskip("openpyxl")
@@ -153,7 +154,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
 
 def test_ensure_synthetic_uses_the_cache_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(syn, "_write_all", lambda root, seed, scale: {"stub": 1})
-    monkeypatch.setenv(syn.CACHE_ENV, str(tmp_path / "env-cache"))
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "env-cache"))
     root = syn.ensure_synthetic(seed=3)
     assert root == tmp_path / "env-cache" / f"synthetic-v{syn.VERSION}-seed3"
     assert json.loads((root / syn.MARKER).read_text())["seed"] == 3

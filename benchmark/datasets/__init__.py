@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.registry import Registry
-from benchmark.samples import DatasetReport
+from benchmark.core.registry import Registry
+from benchmark.core.samples import DatasetReport
 
 DATASETS = Registry("dataset")
 

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from benchmark.samples import Defect, Sample
+from benchmark.core.samples import Defect, Sample
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<n>\d+)$")

@@ -5,7 +5,7 @@ Columns are found by header name, case-, space- and punctuation-insensitively
 and the header row is found by content so that banner lines above it (SAMM)
 do not matter. Structural problems (missing file, no header, missing column)
 raise :class:`DatasetError`; cell-level problems are left to the reader, which
-records a :class:`~benchmark.samples.Defect` naming ``row.where(field)``.
+records a :class:`~benchmark.core.samples.Defect` naming ``row.where(field)``.
 
 Also here: the parsing and sanity rules shared by every reader (frame numbers,
 onset <= apex <= offset), so that all databases report the same defect kinds.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from benchmark.samples import Defect
+from benchmark.core.samples import Defect
 
 HEADER_SEARCH_ROWS = 60
 

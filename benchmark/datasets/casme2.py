@@ -23,7 +23,7 @@ from benchmark.datasets._frames import FrameTracker, annotated_sample, index_fra
 from benchmark.datasets._sheets import (
     MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, read_sheet,
 )
-from benchmark.samples import DatasetReport, Defect, Sample
+from benchmark.core.samples import DatasetReport, Defect, Sample
 
 NAME = "casme2"
 FPS = 200.0

@@ -22,7 +22,7 @@ from benchmark.datasets._frames import FrameTracker, annotated_sample, find_base
 from benchmark.datasets._sheets import (
     MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, parse_frame, read_sheet,
 )
-from benchmark.samples import DatasetReport, Defect, Sample
+from benchmark.core.samples import DatasetReport, Defect, Sample
 
 NAME = "casme3"
 FPS = 30.0

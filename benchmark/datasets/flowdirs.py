@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.datasets._frames import IMAGE_EXTS
-from benchmark.samples import Defect
+from benchmark.core.samples import Defect
 
 SPLITS = ("u_test", "u_train")
 

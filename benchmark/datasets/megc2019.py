@@ -17,7 +17,7 @@ import csv
 import re
 from pathlib import Path
 
-from benchmark.samples import DatasetReport, Defect, Sample
+from benchmark.core.samples import DatasetReport, Defect, Sample
 
 GT_FILE = "combined_3class_gt.csv"
 FLOW_LIST = "combined_3_class2_for_optical_flow.csv"

@@ -24,7 +24,7 @@ from benchmark.datasets._frames import FrameTracker, annotated_sample, find_base
 from benchmark.datasets._sheets import (
     MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, read_sheet,
 )
-from benchmark.samples import DatasetReport, Defect, Sample
+from benchmark.core.samples import DatasetReport, Defect, Sample
 
 NAME = "samm"
 FPS = 200.0

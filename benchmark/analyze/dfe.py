@@ -13,7 +13,7 @@ It writes into the run folder:
                       displacement each code's decoded expression causes on the
                       canonical mean face mesh (front view), normalised per token
 
-    python -m representations.dfe_analysis results/runs/<dfe run folder> [...]
+    python -m benchmark analyze dfe results/runs/<dfe run folder> [...]
 """
 from __future__ import annotations
 

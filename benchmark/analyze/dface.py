@@ -13,7 +13,7 @@
 CLI (visualisation only; the classifier giving the attention weights is trained on
 all the samples shown, so it says nothing about accuracy)::
 
-    python -m representations.dface_analysis --out dface-analysis [--data-root DIR] [--epochs 30]
+    python -m benchmark analyze dface --out dface-analysis [--data-root DIR] [--epochs 30]
 """
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def write_analysis(rep, samples: Sequence, out_dir: Path, attention: np.ndarray 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m representations.dface_analysis", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmark analyze dface", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--data-root", help="default: the synthetic dataset")
     ap.add_argument("--protocol", default="cde")
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_root:
         root = Path(args.data_root)
     else:
-        from benchmark.synthetic import ensure_synthetic
+        from benchmark.datasets.synthetic import ensure_synthetic
 
         root = ensure_synthetic()
     protocol = PROTOCOLS.get(args.protocol)()
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     attention = None
     if args.epochs:
         X = rep.transform(sel.samples)
-        model = Transformer(epochs=args.epochs).fit(X, sel.y, n_classes=len(sel.classes))
+        model = Transformer(epochs=args.epochs).fit(X, sel.y, n_classes=len(sel.classes), class_names=sel.classes)
         attention = model.attention(X)
     titles = [f"{s.key} ({sel.classes[c]})" for s, c in zip(sel.samples, sel.y)]
     summary = write_analysis(rep, sel.samples, Path(args.out), attention, titles, args.max_maps)

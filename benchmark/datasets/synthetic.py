@@ -51,9 +51,10 @@ from typing import Iterator
 
 import numpy as np
 
+from benchmark.core.paths import cache_root
+
 VERSION = 1
 MARKER = ".synthetic-complete.json"
-CACHE_ENV = "MER_BENCHMARK_CACHE"
 DATABASES = ("casme2", "samm", "smic")
 CLASSES = ("negative", "positive", "surprise")
 CLASS_SHARE = (0.57, 0.25, 0.18)
@@ -667,7 +668,7 @@ def _write_all(root: Path, seed: int, scale: str) -> dict:
         apex = cv2.resize(apex, (APEX_CROP_SIZE, APEX_CROP_SIZE), interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(str(megc / "combined_datasets_whole" / apex_name(p)), apex, [cv2.IMWRITE_JPEG_QUALITY, 92])
     (root / "README.txt").write_text(
-        "Synthetic micro-expression data written by benchmark.synthetic (mer-benchmark).\n"
+        "Synthetic micro-expression data written by benchmark.datasets.synthetic (mer-benchmark).\n"
         "Drawn faces in the official CASME II / SAMM / SMIC-HS / MEGC2019 layouts; no real data.\n"
     )
     return {
@@ -709,7 +710,7 @@ def generate(out_root: Path, seed: int = 0, scale: str = "default") -> Path:
     import cv2
 
     out_root = Path(out_root).expanduser()
-    want = {"generator": "benchmark.synthetic", "version": VERSION, "seed": int(seed), "scale": scale}
+    want = {"generator": "benchmark.datasets.synthetic", "version": VERSION, "seed": int(seed), "scale": scale}
     if _matches(_marker(out_root), want):
         return out_root
     if scale not in SCALES:
@@ -745,15 +746,10 @@ def _install(tmp: Path, out_root: Path, want: dict) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mer-benchmark"
-
-
 def ensure_synthetic(cache_dir: Path | None = None, seed: int = 0, scale: str = "default") -> Path:
     """Data root of the synthetic dataset in the cache (``$MER_BENCHMARK_CACHE`` or
     ``~/.cache/mer-benchmark``), generated on first use."""
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    base = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     suffix = "" if scale == "default" else f"-{scale}"
     return generate(base / f"synthetic-v{VERSION}-seed{seed}{suffix}", seed=seed, scale=scale)
 

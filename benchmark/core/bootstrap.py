@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from benchmark.metrics import Metric
+from benchmark.core.metrics import Metric
 
 
 @dataclass(frozen=True)
