@@ -7,10 +7,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SELECTIONS = ("fixed", "inner-val", "oracle")
+SELECTIONS = ("fixed", "inner-val", "oracle", "published-weights")
 FOLD_PARALLEL = ("auto", "on", "off")
 # Settings that change how a run is computed, not its numbers (beyond floating-point noise).
 EXECUTION_KEYS = ("out", "device", "label", "workers", "fold_parallel", "fold_group")
+# Fields added after runs were committed: hashed into the run id only when they differ from their
+# defaults, so every older run keeps its id (and folder) unchanged.
+LATER_FIELDS = ("data_params", "weights")
 
 
 class ConfigError(ValueError):
@@ -39,6 +42,8 @@ class RunConfig:
     workers: int = 1  # folds trained in parallel processes (1 torch thread each when > 1)
     fold_parallel: str = "auto"  # train a seed's folds as one stacked model: auto (on CUDA) | on | off
     fold_group: int = 0  # folds per stacked model (0: all of a seed's folds, split over the workers)
+    data_params: dict = field(default_factory=dict)  # dataset reader options (e.g. which frame folders)
+    weights: str | None = None  # folder of published per-fold checkpoints (selection published-weights)
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -66,6 +71,11 @@ class RunConfig:
         d = self.as_dict()
         for k in EXECUTION_KEYS:
             d.pop(k)
+        defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                    for f in dataclasses.fields(self)}
+        for k in LATER_FIELDS:
+            if d[k] == defaults[k]:
+                d.pop(k)
         digest = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         part = f"-{self.dataset}" if self.dataset else ""
         return f"{self.protocol}{part}_{self.rep}_{self.model}_{self.selection}_{self.data}_{digest}"

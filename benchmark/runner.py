@@ -117,13 +117,19 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
     X = X_shared if X_shared is not None else rep.transform(p.sel.samples)
     fold_seed = _fold_seed(seed, index)
     train, selection = _selection(p, fold, X, fold_seed)
+    model = fold_model(p, fold, X, train, selection, fold_seed)
+    return _record(p, fold, seed, model, model.predict_proba(X[fold.test]), train, leaked,
+                   time.perf_counter() - t0, "sequential")
+
+
+def fold_model(p: Plan, fold: Fold, X: np.ndarray, train: np.ndarray, selection, fold_seed: int):
+    """The fold's fitted model: trained on ``train`` (the one place a model is fitted for a fold)."""
     model = clone(p.model)
     if "seed" in model.get_params():
         model.set_params(seed=fold_seed)
     model.fit(X[train], p.sel.y[train], n_classes=len(p.sel.classes), selection=selection,
               class_names=p.sel.classes)
-    return _record(p, fold, seed, model, model.predict_proba(X[fold.test]), train, leaked,
-                   time.perf_counter() - t0, "sequential")
+    return model
 
 
 def _fold_seed(seed: int, index: int) -> int:
