@@ -26,6 +26,7 @@ def _run_parser(sub) -> None:
     r.add_argument("--config", help="YAML file of run settings (CLI flags override it)")
     r.add_argument("--rep-param", action="append", default=[], metavar="K=V", help="representation hyperparameter")
     r.add_argument("--model-param", action="append", default=[], metavar="K=V", help="model hyperparameter")
+    r.add_argument("--data-param", action="append", default=[], metavar="K=V", help="dataset reader option")
     r.add_argument("--n-boot", type=int)
     r.add_argument("--workers", type=int, help="folds trained in parallel processes (default 1)")
     r.add_argument("--label", help="tag shown in the leaderboard")
@@ -129,6 +130,7 @@ def cmd_run(args) -> int:
         "label": args.label, "workers": args.workers, "allow_contamination": args.allow_contamination,
         "fold_parallel": args.fold_parallel, "fold_group": args.fold_group,
         "rep_params": _rep_params(args) or None, "model_params": _parse_params(args.model_param) or None,
+        "data_params": _parse_params(args.data_param) or None,
     }
     cfg = resolve(cli, args.config)
     run = execute(cfg, progress=not args.quiet)

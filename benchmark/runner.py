@@ -72,7 +72,7 @@ class Plan:
 def plan(cfg: RunConfig) -> Plan:
     check_compatible(cfg.rep, cfg.model)
     protocol = PROTOCOLS.get(cfg.protocol)(dataset=cfg.dataset)
-    report = read_dataset(protocol.source, data_root(cfg) / protocol.source)
+    report = read_dataset(protocol.source, data_root(cfg) / protocol.source, **cfg.data_params)
     sel = protocol.select(report)
     folds = protocol.split(sel, seed=cfg.split_seed)
     rep = REPRESENTATIONS.get(cfg.rep)(**cfg.rep_params)
