@@ -33,7 +33,7 @@ def bag_of_words(tokens: np.ndarray, n_codes: int) -> np.ndarray:
     return counts / max(flat.shape[1], 1)
 
 
-@MODELS.register("svm")
+@MODELS.register()
 class SVM(Model):
     """Support vector machine on standardised features.
 

@@ -179,7 +179,7 @@ class _HTNet(nn.Module):
         return self.fc(self.norm(x).mean(dim=(1, 2)))
 
 
-@MODELS.register("htnet")
+@MODELS.register()
 class HTNet(TorchClassifier):
     """HTNet, public configuration (see the module docstring for its surprises).
 
@@ -216,7 +216,7 @@ class HTNet(TorchClassifier):
                       tuple(int(r) for r in self.block_repeats), self.mlp_mult, self.dropout, self.pos_emb)
 
 
-@MODELS.register("htnet-small")
+@MODELS.register()
 class HTNetSmall(HTNet):
     """HTNet whose attention sees real sequences (49 tokens per block at 28x28):
     patch 2, dim 32, heads 2, 2 levels, repeats (2, 2), vector positional

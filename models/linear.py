@@ -15,7 +15,7 @@ from models import MODELS
 from models.base import Model, SelectionSet
 
 
-@MODELS.register("logreg")
+@MODELS.register()
 class LogReg(Model):
     """scikit-learn ``LogisticRegression`` (lbfgs, L2) on flattened inputs.
 

@@ -51,7 +51,7 @@ class _OFFApexNet(nn.Module):
         return self.head(self._features(x))
 
 
-@MODELS.register("offapexnet")
+@MODELS.register()
 class OFFApexNet(TorchClassifier):
     """OFF-ApexNet on the u and v channels of a flow image.
 

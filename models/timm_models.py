@@ -226,21 +226,21 @@ class _FocalDefault(TimmClassifier):
                          batch_size, weight_decay, optimizer, loss, seed, device)
 
 
-@MODELS.register("vit")
+@MODELS.register()
 class ViT(_FocalDefault):
     """ViT-B/32 (timm ``vit_base_patch32_224``): 49 patches of 32x32 at 224, global attention."""
 
     arch = "vit_base_patch32_224"
 
 
-@MODELS.register("swin")
+@MODELS.register()
 class Swin(TimmClassifier):
     """Swin-B (timm ``swin_base_patch4_window7_224``): shifted-window attention."""
 
     arch = "swin_base_patch4_window7_224"
 
 
-@MODELS.register("poolformer_m36")
+@MODELS.register()
 class PoolFormerM36(_FocalDefault):
     """PoolFormer-M36 (timm ``poolformer_m36``): attention-free pooling token mixer."""
 
@@ -248,7 +248,7 @@ class PoolFormerM36(_FocalDefault):
     takes_img_size = False
 
 
-@MODELS.register("poolformer_m48")
+@MODELS.register()
 class PoolFormerM48(TimmClassifier):
     """PoolFormer-M48 (timm ``poolformer_m48``)."""
 
@@ -256,7 +256,7 @@ class PoolFormerM48(TimmClassifier):
     takes_img_size = False
 
 
-@MODELS.register("vit-tiny")
+@MODELS.register()
 class ViTTiny(ViT):
     """Test-size ViT: the ViT-B/32 code at 32x32, patch 8, width 32, depth 2, 2 heads."""
 
@@ -264,7 +264,7 @@ class ViTTiny(ViT):
     default_img_size = 32
 
 
-@MODELS.register("swin-tiny")
+@MODELS.register()
 class SwinTiny(Swin):
     """Test-size Swin: the Swin-B code at 32x32, patch 2, window 4, width 16, 2 stages of depth 1."""
 
@@ -272,7 +272,7 @@ class SwinTiny(Swin):
     default_img_size = 32
 
 
-@MODELS.register("poolformer-tiny")
+@MODELS.register()
 class PoolFormerTiny(PoolFormerM36):
     """Test-size PoolFormer: the PoolFormer-v1 (M36) block settings, widths 16/32, depths 1/1."""
 

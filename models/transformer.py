@@ -161,7 +161,7 @@ def _square(n: int) -> tuple[int, int]:
     return (side, side) if side * side == n else (1, n)
 
 
-@MODELS.register("transformer")
+@MODELS.register()
 class Transformer(TorchClassifier):
     """Transformer with sparse attention pooling and EDCLIP over D-FACE tokens.
 

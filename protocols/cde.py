@@ -5,7 +5,7 @@ from protocols import PROTOCOLS
 from protocols.base import Protocol
 
 
-@PROTOCOLS.register("cde")
+@PROTOCOLS.register()
 class CDE(Protocol):
     """Leave-one-subject-out over the official MEGC2019 list.
 

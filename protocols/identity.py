@@ -32,7 +32,7 @@ from protocols import PROTOCOLS
 from protocols.base import Fold, Protocol, ProtocolError, Selection
 
 
-@PROTOCOLS.register("identity")
+@PROTOCOLS.register()
 class Identity(Protocol):
     source = "megc2019"
     label_set = "subject"

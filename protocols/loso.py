@@ -8,7 +8,7 @@ from protocols.base import Protocol, ProtocolError
 DEFAULT_LABEL_SET = {"casme2": "casme2-5", "casme3": "casme3-4", "samm": "megc3", "smic": "megc3"}
 
 
-@PROTOCOLS.register("loso")
+@PROTOCOLS.register()
 class LOSO(Protocol):
     """LOSO on one database (default CASME II, 5 classes)."""
 

@@ -13,7 +13,7 @@ from protocols.base import Fold, Protocol, Selection
 FRACTIONS = (0.788, 0.102, 0.110)  # train, val, test
 
 
-@PROTOCOLS.register("stratified7")
+@PROTOCOLS.register()
 class Stratified7(Protocol):
     source = "casme2"
     label_set = "casme2-7"

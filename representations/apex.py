@@ -8,7 +8,7 @@ from representations import REPRESENTATIONS
 from representations.base import Representation, RepresentationError, read_image
 
 
-@REPRESENTATIONS.register("apex")
+@REPRESENTATIONS.register()
 class Apex(Representation):
     """(3, size, size) float32 0..255 (BGR): the stored apex crop when the dataset
     has one (``combined_datasets_whole``), else the apex frame (nearest available)."""

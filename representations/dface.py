@@ -351,7 +351,7 @@ def _file_lock(path: Path):
 # --------------------------------------------------------------------------- representation
 
 
-@REPRESENTATIONS.register("dface")
+@REPRESENTATIONS.register()
 class DFace(Representation):
     """D-FACE action tokens of the (onset, apex) pair.
 

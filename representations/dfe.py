@@ -240,7 +240,7 @@ def pretrain(frames: str, out: Path, seed: int = SYNTHETIC_SEED, scale: str = "d
 # --------------------------------------------------------------------------- representation
 
 
-@REPRESENTATIONS.register("dfe")
+@REPRESENTATIONS.register()
 class DFE(Representation):
     """DFE expression tokens of the frames onset -> offset.
 
@@ -473,7 +473,7 @@ class DFE(Representation):
         return disp.reshape(len(disp), -1, 3)
 
 
-@REPRESENTATIONS.register("dfe-bow")
+@REPRESENTATIONS.register()
 class DFEBow(DFE):
     """DFE bag of words as a plain vector (token frequencies, ``(N, 64)``), for ``logreg``."""
 

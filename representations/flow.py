@@ -169,7 +169,7 @@ _SHARED_DOC = """
 """
 
 
-@REPRESENTATIONS.register("tvl1")
+@REPRESENTATIONS.register()
 class TVL1(_Flow):
     __doc__ = """Dual TV-L1 flow (OpenCV contrib ``optflow``) + optical strain; defaults are OpenCV's
     (tau 0.25, lambda 0.15, theta 0.3, 5 scales, 5 warps, epsilon 0.01).""" + _SHARED_DOC
@@ -200,7 +200,7 @@ class TVL1(_Flow):
         return tvl1.calc(prev, nxt, None)
 
 
-@REPRESENTATIONS.register("farneback")
+@REPRESENTATIONS.register()
 class Farneback(_Flow):
     __doc__ = """Farneback flow + optical strain; defaults are HTNet's code
     (pyr_scale 0.5, levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2, flags 0).""" + _SHARED_DOC

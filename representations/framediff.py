@@ -24,7 +24,7 @@ SPACES = ("pixel", "normalized", "standardized")
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-@REPRESENTATIONS.register("framediff")
+@REPRESENTATIONS.register()
 class FrameDiff(PixelRepresentation):
     """(N, C, size, size) float32 apex - onset (C = 3 RGB, or 1 with ``preprocess="face"``).
 

@@ -8,7 +8,7 @@ from representations import REPRESENTATIONS
 from representations.base import Representation, RepresentationError, read_image
 
 
-@REPRESENTATIONS.register("precomputed")
+@REPRESENTATIONS.register()
 class Precomputed(Representation):
     """(3, H, W) float32 arrays of the stored 0..255 values.
 

@@ -84,7 +84,7 @@ def unique_used(sample: Sample, indices: Sequence[int]) -> list[int]:
 
 # ---------------------------------------------------------------- representation
 
-@REPRESENTATIONS.register("frames")
+@REPRESENTATIONS.register()
 class Frames(PixelRepresentation):
     """(N, T, C, S, S) uint8 prepared frames of one sampling phase
     (``AF`` T=1, ``KFS`` T=3, ``MFS`` T=13); C = 3 (RGB) or 1 (``face``).

@@ -13,7 +13,7 @@ from pathlib import Path
 from benchmark.core.registry import Registry
 from benchmark.core.samples import DatasetReport
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", decorated=False)  # entries are the readers' read() functions
 
 
 class DatasetError(ValueError):
