@@ -64,6 +64,9 @@ class Identity(Protocol):
         return Selection(kept, y, tuple(keep_subjects), excluded)
 
     def split(self, sel: Selection, seed: int = 0) -> list[Fold]:
+        if np.bincount(sel.y).max() < self.n_folds:  # sklearn's own message names no protocol
+            raise ProtocolError(f"identity: {self.n_folds}-fold probe needs a subject with {self.n_folds}+ "
+                                f"samples; the largest has {np.bincount(sel.y).max()}")
         skf = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=seed)
         with warnings.catch_warnings():  # small subjects are expected and recorded in describe()
             warnings.filterwarnings("ignore", message="The least populated class")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import PROTOCOLS
-from protocols.base import Fold, Protocol, Selection
+from protocols.base import Fold, Protocol, ProtocolError, Selection
 
 FRACTIONS = (0.788, 0.102, 0.110)  # train, val, test
 
@@ -33,4 +33,7 @@ class Stratified7(Protocol):
             test += idx[:n_test].tolist()
             val += idx[n_test:n_test + n_val].tolist()
             train += idx[n_test + n_val:].tolist()
+        if not test or not train:  # too few samples per class: an empty test set scores nothing
+            raise ProtocolError(f"stratified7: {len(sel.y)} samples are too few for a "
+                                f"{FRACTIONS[2]:.1%} test share of any class")
         return [Fold("split", np.sort(train), np.sort(test), np.sort(val))]
