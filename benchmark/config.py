@@ -13,7 +13,16 @@ FOLD_PARALLEL = ("auto", "on", "off")
 EXECUTION_KEYS = ("out", "device", "label", "workers", "fold_parallel", "fold_group")
 # Fields added after runs were committed: hashed into the run id only when they differ from their
 # defaults, so every older run keeps its id (and folder) unchanged.
-LATER_FIELDS = ("data_params", "weights")
+LATER_FIELDS = ("data_params", "weights", "plugins")
+
+DEVICES = ("auto", "cpu", "cuda")
+# The type each field must have, checked before any data is read: YAML gives "100" or "no"
+# where a number or a boolean was meant, and a wrong type must not surface after training.
+_TYPES = {"rep": str, "model": str, "protocol": str, "data": str, "data_root": (str, None),
+          "dataset": (str, None), "epochs": (int, None), "selection": str, "device": str, "out": str,
+          "rep_params": dict, "model_params": dict, "n_boot": int, "split_seed": int,
+          "allow_contamination": bool, "label": (str, None), "workers": int, "fold_parallel": str,
+          "fold_group": int, "data_params": dict, "weights": (str, None)}
 
 
 class ConfigError(ValueError):
@@ -44,8 +53,10 @@ class RunConfig:
     fold_group: int = 0  # folds per stacked model (0: all of a seed's folds, split over the workers)
     data_params: dict = field(default_factory=dict)  # dataset reader options (e.g. which frame folders)
     weights: str | None = None  # folder of published per-fold checkpoints (selection published-weights)
+    plugins: tuple[str, ...] = ()  # modules (or .py files) that register user representations/models
 
     def __post_init__(self):
+        _check_types(self)
         if self.selection not in SELECTIONS:
             raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}, not {self.selection!r}")
         if self.data not in ("real", "synthetic"):
@@ -54,8 +65,16 @@ class RunConfig:
             raise ConfigError("real data needs --data-root DIR (or use --data synthetic)")
         if not self.seeds:
             raise ConfigError("at least one seed is needed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct, not {list(self.seeds)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, not {self.epochs}")
+        if self.n_boot < 1:
+            raise ConfigError(f"n_boot must be >= 1, not {self.n_boot}")
         if self.workers < 1:
             raise ConfigError("workers must be >= 1")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}")
         if self.fold_parallel not in FOLD_PARALLEL:
             raise ConfigError(f"fold_parallel must be one of {', '.join(FOLD_PARALLEL)}, not {self.fold_parallel!r}")
         if self.fold_group < 0:
@@ -64,6 +83,7 @@ class RunConfig:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["seeds"] = list(self.seeds)
+        d["plugins"] = list(self.plugins)
         return d
 
     def run_id(self) -> str:
@@ -74,20 +94,68 @@ class RunConfig:
         defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
                     for f in dataclasses.fields(self)}
         for k in LATER_FIELDS:
-            if d[k] == defaults[k]:
+            default = list(defaults[k]) if isinstance(defaults[k], tuple) else defaults[k]
+            if d[k] == default:
                 d.pop(k)
         digest = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
         part = f"-{self.dataset}" if self.dataset else ""
         return f"{self.protocol}{part}_{self.rep}_{self.model}_{self.selection}_{self.data}_{digest}"
 
 
+def _type_name(t) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", dict: "a mapping", None: "null"}[t]
+
+
+def _check_types(cfg: RunConfig) -> None:
+    for name, want in _TYPES.items():
+        value = getattr(cfg, name)
+        allowed = want if isinstance(want, tuple) else (want,)
+        ok = any(value is None if t is None else
+                 (type(value) is bool) == (t is bool) and isinstance(value, t) for t in allowed)
+        if not ok:
+            raise ConfigError(f"{name} must be {' or '.join(_type_name(t) for t in allowed)}, not {value!r}")
+    if not isinstance(cfg.seeds, (tuple, list)) or not all(type(s) is int for s in cfg.seeds):
+        raise ConfigError(f"seeds must be a list of integers (e.g. [0, 1, 2]), not {cfg.seeds!r}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 1,2,3`` -> ``[1, 2, 3]``; anything else is a one-line error naming the flag."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 1,2,3") from None
+
+
+def _seeds(value) -> tuple:
+    """YAML / CLI seeds -> a tuple (type checked by RunConfig); a bare number is refused because
+    ``seeds: 5`` may mean "five seeds" as well as "seed 5"."""
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ConfigError(f"seeds must be a list of integers (e.g. [0, 1, 2]), not {value!r}")
+
+
+def check_params(cfg: RunConfig) -> None:
+    """Representation and model parameters (and ``epochs``) the classes actually take: a typo
+    or a setting a model does not have is a one-line error before any data is read."""
+    from models import MODELS
+    from representations import REPRESENTATIONS
+
+    for what, cls, params, flag in (("representation", REPRESENTATIONS.get(cfg.rep), cfg.rep_params, "--rep-param"),
+                                    ("model", MODELS.get(cfg.model), cfg.model_params, "--model-param")):
+        known = set(cls._get_param_names())
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"{flag} {unknown[0]}: {what} {getattr(cls, 'registry_name', cls.__name__)!r} has no "
+                              f"such parameter (it takes: {', '.join(sorted(known)) or 'none'})")
+    if cfg.epochs is not None and "epochs" not in MODELS.get(cfg.model)._get_param_names():
+        raise ConfigError(f"--epochs: model {cfg.model!r} is not trained in epochs (drop the setting)")
+
+
 def resolve(cli: dict, yaml_path: str | Path | None = None) -> RunConfig:
     """Merge a YAML file (if any) under CLI values; unknown keys are errors."""
     values: dict = {}
     if yaml_path:
-        import yaml
-
-        loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        loaded = load_yaml(yaml_path) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{yaml_path}: expected a mapping at top level")
         values.update(loaded)
@@ -97,8 +165,25 @@ def resolve(cli: dict, yaml_path: str | Path | None = None) -> RunConfig:
     if unknown:
         raise ConfigError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     if "seeds" in values:
-        values["seeds"] = tuple(int(s) for s in values["seeds"])
+        values["seeds"] = _seeds(values["seeds"])
+    if "plugins" in values:
+        values["plugins"] = tuple(str(m) for m in values["plugins"])
     try:
         return RunConfig(**values)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def load_yaml(path: str | Path):
+    """A YAML file's content; a syntax error is one line naming the file and line."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None

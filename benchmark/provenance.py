@@ -50,6 +50,33 @@ def data_fingerprint(files, samples, y) -> str:
     return h.hexdigest()[:16]
 
 
+def input_fingerprint(samples) -> str:
+    """Hash of the contents of every file the evaluated samples can be read from (frames and
+    extras such as flow images): replacing one frame, even with one of the same name, size
+    and time stamp, changes it, so a run folder is never resumed on changed inputs."""
+    from benchmark.core.digest import file_digest
+
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(s.key.encode())
+        files = [(f"frame{n}", p) for n, p in sorted(s.frames.items())] + sorted(s.extras.items())
+        for name, path in files:
+            h.update(f"|{name}:{file_digest(path) if Path(path).is_file() else '-'}".encode())
+    return h.hexdigest()[:16]
+
+
+def check_same_inputs(out, old: dict, new: dict) -> None:
+    """Refuse to reopen run folder ``out`` (config.json ``old``) for a run on other data or
+    changed input files (``new``): its fold files were computed from the old ones. Folders
+    made before input fingerprints existed are compared on ``data_fingerprint`` only."""
+    if old.get("data_fingerprint") != new["data_fingerprint"]:
+        raise RuntimeError(f"{out}: existing run was made on other data; remove it or choose another --out")
+    if "input_fingerprint" in old and old["input_fingerprint"] != new.get("input_fingerprint"):
+        raise RuntimeError(
+            f"{out}: input files (frames or flow images) changed since this run's folds were computed; "
+            "its results are for the old files: remove the folder (or choose another --out) to run again")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

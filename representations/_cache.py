@@ -3,8 +3,9 @@
 An entry's key is ``sha256(json(recipe) + identity of the source frames)``:
 the recipe names everything that determines the array (algorithm and its
 parameters, preprocessing, detector, sizes, normalisation, frame choice, code
-version), and the identity is each source file's resolved path, size and
-modification time (or its content hash with ``identity="content"``). Changing
+version), and the identity is each source file's resolved path, size,
+modification time and content hash (``identity="stat"`` / ``"content"``: only
+the first three / path and content hash). Changing
 any of them gives another key, so nothing stale is ever reused; old entries are
 simply never read again.
 
@@ -31,6 +32,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from benchmark.core.digest import file_digest
 from benchmark.core.paths import cache_dir
 
 log = logging.getLogger("benchmark.cache")
@@ -45,22 +47,29 @@ def default_root() -> Path:
     return cache_dir("reps")
 
 
-def source_identity(paths: Iterable[Path], identity: str = "stat") -> list:
-    """What identifies the source files: ``[path, size, mtime_ns]`` or ``[path, sha256]``."""
+IDENTITIES = ("full", "stat", "content")
+
+
+def source_identity(paths: Iterable[Path], identity: str = "full") -> list:
+    """What identifies the source files: ``[path, size, mtime_ns, sha256]`` (``full``, the
+    default: a file replaced by one of the same name, size and time stamp is still told
+    apart), ``[path, size, mtime_ns]`` or ``[path, sha256]``."""
+    if identity not in IDENTITIES:
+        raise ValueError(f"identity must be one of {', '.join(IDENTITIES)}, not {identity!r}")
     out = []
     for p in paths:
         p = Path(p).resolve()
-        if identity == "content":
-            out.append([str(p), hashlib.sha256(p.read_bytes()).hexdigest()])
-        elif identity == "stat":
+        entry = [str(p)]
+        if identity in ("full", "stat"):
             st = p.stat()
-            out.append([str(p), st.st_size, st.st_mtime_ns])
-        else:
-            raise ValueError(f"identity must be 'stat' or 'content', not {identity!r}")
+            entry += [st.st_size, st.st_mtime_ns]
+        if identity in ("full", "content"):
+            entry.append(file_digest(p))  # memoised per process (benchmark/core/digest.py)
+        out.append(entry)
     return out
 
 
-def cache_key(recipe: dict, sources: Sequence[Path] = (), identity: str = "stat") -> str:
+def cache_key(recipe: dict, sources: Sequence[Path] = (), identity: str = "full") -> str:
     blob = json.dumps({"recipe": recipe, "sources": source_identity(sources, identity)},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -69,7 +78,7 @@ def cache_key(recipe: dict, sources: Sequence[Path] = (), identity: str = "stat"
 class DiskCache:
     """``key -> (arrays, meta)`` in ``root/<key[:2]>/<key>.npz``."""
 
-    def __init__(self, root: str | Path | None = None, identity: str = "stat"):
+    def __init__(self, root: str | Path | None = None, identity: str = "full"):
         self.root = Path(root) if root is not None else default_root()
         self.identity = identity
         self.hits = 0

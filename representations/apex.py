@@ -15,6 +15,9 @@ class Apex(Representation):
 
     kind = "image"
 
+    def needs_frames(self) -> bool:  # reads the MEGC2019 folder's precomputed files only
+        return False
+
     def __init__(self, size: int = 28):
         self.size = size
 

@@ -46,19 +46,24 @@ class Representation(BaseEstimator):
         """Everything that determines the output; the cache key is built from it."""
         return {"rep": type(self).registry_name, **self.get_params()}
 
+    def needs_frames(self) -> bool:
+        """Whether ``transform`` reads the samples' frames (False: precomputed extras only)."""
+        return True
+
     def training_subjects(self) -> set[str]:
         """Subjects whose data shaped this representation (contamination check)."""
         return set(getattr(self, "trained_on_", ()) or ())
 
 def check_missing(samples: Sequence[Sample], on_missing: str, name: str, blank: str) -> None:
     """Samples without frames: an error naming them, unless ``on_missing="blank"`` (``blank``
-    says what the representation then gives them)."""
-    if on_missing not in ("error", "blank"):
-        raise ValueError(f"on_missing must be 'error' or 'blank', not {on_missing!r}")
+    says what the representation then gives them). The runner applies the policy before
+    (``benchmark/inputs.py``: ``drop`` leaves such samples out, ``blank`` is capped); this is
+    the check for representations used on their own."""
+    if on_missing not in ("error", "blank", "drop"):
+        raise ValueError(f"on_missing must be 'error', 'drop' or 'blank', not {on_missing!r}")
     missing = [s.key for s in samples if not s.frames]
-    if missing and on_missing == "error":
+    if missing and on_missing != "blank":
         head = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise RepresentationError(
-            f"{name}: {len(missing)} sample(s) have no frames ({head}); frame-based representations need the "
-            "database's frame folders (on the CDE only CASME II has them: use --dataset casme2), or pass "
-            f"--rep-param on_missing=blank to {blank}")
+            f"{name}: {len(missing)} sample(s) have no frames ({head}); leave them out of the samples "
+            f"(the runner does with --rep-param on_missing=drop), or pass on_missing=blank to {blank}")

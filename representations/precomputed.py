@@ -19,6 +19,9 @@ class Precomputed(Representation):
 
     kind = "flow_image"
 
+    def needs_frames(self) -> bool:  # reads the MEGC2019 folder's precomputed files only
+        return False
+
     def __init__(self, channel_order: str = "cv2"):
         self.channel_order = channel_order
 

@@ -505,7 +505,7 @@ def test_megc2019_per_fold_flows(tmp_path):
     r = megc2019.read(root)
     assert [s.key for s in r.samples] == ["casme2/sub01/EP02_01f", "samm/006/006_1_2", "smic/s01/s01_ne_01"]
     assert all(s.extras["flow"].parent.parent.name == "u_test" for s in r.samples)
-    assert not r.defects
+    assert [d.kind for d in r.defects] == ["differs_from_official"]  # a 3-sample list
 
 
 def test_data_check_synthetic(tmp_path):

@@ -26,6 +26,9 @@ FLOW_DIR_PER_FOLD = "three_norm_u_v_os"
 APEX_DIR = "combined_datasets_whole"
 CLASSES = ("negative", "positive", "surprise")
 DATABASES = ("casme2", "samm", "smic")
+# The official composite (MEGC2019 CDE papers): samples per class and subjects, per database.
+OFFICIAL = {"smic": ((70, 51, 43), 16), "casme2": ((88, 32, 25), 24), "samm": ((92, 26, 15), 28)}
+NOT_OFFICIAL = "differs_from_official"
 
 
 def canonical_subject(database: str, subject: str) -> str:
@@ -71,6 +74,37 @@ def read_gt(path: Path) -> list[tuple[str, str, str, int, int]]:
             db = db.lower()
             rows.append((db, canonical_subject(db, sub), canonical_clip(db, clip), int(label), line))
     return rows
+
+
+def official_differences(rows, root: Path) -> list[str]:
+    """How the list's counts differ from the official composite's (442 samples; 164/145/133
+    per database; 68 subjects; per-class counts); empty when they agree. The embedded
+    synthetic composite is checked against the count its generator recorded instead."""
+    import json
+
+    from benchmark.datasets.synthetic import MARKER
+
+    marker = root.parent / MARKER
+    if marker.is_file():
+        try:
+            want = json.loads(marker.read_text())["counts"]["megc2019"]
+        except (ValueError, KeyError, TypeError):
+            return [f"unreadable synthetic-data marker {marker}"]
+        return [] if len(rows) == want else [f"{len(rows)} samples, the synthetic composite has {want}"]
+    out = []
+    total = sum(sum(c) for c, _ in OFFICIAL.values())
+    if len(rows) != total:
+        out.append(f"{len(rows)} samples (official {total})")
+    for db, (classes, n_subjects) in OFFICIAL.items():
+        mine = [r for r in rows if r[0] == db]
+        got = tuple(sum(1 for r in mine if r[3] == k) for k in range(len(CLASSES)))
+        subjects = len({r[1] for r in mine})
+        if got != classes:
+            out.append(f"{db} {len(mine)} samples {'/'.join(map(str, got))} "
+                       f"(official {sum(classes)}: {'/'.join(map(str, classes))})")
+        if subjects != n_subjects:
+            out.append(f"{db} {subjects} subjects (official {n_subjects})")
+    return out
 
 
 def _index_dir(folder: Path) -> dict[str, Path]:
@@ -151,16 +185,28 @@ def read(root: Path, join_frames: bool = True, flow_dir: str | Path | None = Non
     """
     rows = read_gt(root / GT_FILE)
     defects: list[Defect] = []
+    unique = list({r[:3]: r for r in reversed(rows)}.values())  # first row of each key
+    differences = official_differences(unique, root)
+    if differences:
+        defects.append(Defect(str(root / GT_FILE), NOT_OFFICIAL, "; ".join(differences),
+                              "samples used as listed: scores are not comparable with the official CDE"))
     flows, apexes, apex_names = _flows(root, flow_dir, defects), _index_dir(root / APEX_DIR), _apex_names(root)
     sibling_defects: dict[str, list[Defect]] = {}  # per-sample problems of joined clips
     siblings = _sibling_samples(root, defects, sibling_defects) if join_frames else {}
-    samples, seen = [], set()
+    samples, seen = [], {}
     for db, sub, clip, label, line in rows:
         key = (db, sub, clip)
         if key in seen:
-            defects.append(Defect(f"{db}/{sub}/{clip}", "duplicate_key", f"line {line}", "later row skipped"))
+            first_line, first_label = seen[key]
+            if first_label != label:  # no fallback can tell which label is right
+                from benchmark.datasets import DatasetError
+
+                raise DatasetError(f"{root / GT_FILE}: {db}/{sub}/{clip} is listed twice with different labels "
+                                   f"(line {first_line}: {first_label}, line {line}: {label})")
+            defects.append(Defect(f"{db}/{sub}/{clip}", "duplicate_key", f"line {line} repeats line {first_line}",
+                                  "later row skipped (same label)"))
             continue
-        seen.add(key)
+        seen[key] = (line, label)
         extras = {}
         flow = flows.get(f"{db}/{sub}/{clip}")
         if flow is not None:

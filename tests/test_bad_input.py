@@ -1,0 +1,180 @@
+"""Bad input is one clear line, before any work, and never a wrong number with exit code 0
+(issue 15). Tiny generated folders; see tests/test_runner.py for the flow-image fixture."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.config import ConfigError, resolve
+from tests.test_runner import write_flow_root
+
+
+@pytest.fixture
+def flow_root(tmp_path):
+    return write_flow_root(tmp_path / "data")
+
+
+def _run(capsys, *args) -> tuple[int, str]:
+    rc = main(["run", "--quiet", *args])
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+# ---------------------------------------------------------------- 5. numeric settings
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"epochs": -1}, "epochs must be >= 1"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"n_boot": 0}, "n_boot must be >= 1"),
+    ({"seeds": [0, 0]}, "seeds must be distinct"),
+    ({"allow_contamination": "no"}, "allow_contamination must be true or false"),
+    ({"epochs": "abc"}, "epochs must be an integer or null"),
+    ({"seeds": 5}, "seeds must be a list of integers"),
+    ({"seeds": ["1"]}, "seeds must be a list of integers"),
+    ({"workers": "two"}, "workers must be an integer"),
+    ({"n_boot": "100"}, "n_boot must be an integer"),
+    ({"model_params": [1, 2]}, "model_params must be a mapping"),
+    ({"epochs": True}, "epochs must be an integer or null"),
+])
+def test_every_setting_is_type_and_range_checked(values, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve({"rep": "precomputed", "model": "ststnet", "protocol": "cde", "data": "synthetic", **values})
+
+
+def test_bad_settings_fail_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    import benchmark.runner as runner
+
+    def no_reading(*a, **k):
+        raise AssertionError("data was read")
+
+    monkeypatch.setattr(runner, "read_dataset", no_reading)
+    root = str(tmp_path / "nodata")
+    (tmp_path / "nodata").mkdir()
+    common = ["--rep", "precomputed", "--protocol", "cde", "--data-root", root, "--out", str(tmp_path / "r")]
+    cases = [
+        (["--model", "ststnet", "--epochs", "-1"], "epochs must be >= 1"),
+        (["--model", "ststnet", "--n-boot", "0"], "n_boot must be >= 1"),
+        (["--model", "ststnet", "--seeds", "0,0"], "seeds must be distinct"),
+        (["--model", "ststnet", "--seeds", "abc"], "--seeds 'abc'"),
+        (["--model", "logreg", "--epochs", "2"], "--epochs: model 'logreg' is not trained in epochs"),
+        (["--model", "ststnet", "--model-param", "lrr=0.1"], "--model-param lrr: model 'ststnet' has no such parameter"),
+        (["--model", "ststnet", "--rep-param", "chanel_order=rgb"], "--rep-param chanel_order"),
+    ]
+    for extra, message in cases:
+        rc, err = _run(capsys, *common, *extra)
+        assert rc == 2 and err.startswith("error: ") and message in err and "\n" not in err, (extra, err)
+
+
+def test_yaml_syntax_and_type_errors_name_the_file_or_key(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1, 2\nseeds: [0]\n")
+    rc, err = _run(capsys, "--rep", "precomputed", "--model", "ststnet", "--protocol", "cde", "--config", str(bad))
+    assert rc == 2 and str(bad) in err and "YAML syntax error" in err and "\n" not in err
+    typed = tmp_path / "typed.yaml"
+    typed.write_text('epochs: "abc"\n')
+    rc, err = _run(capsys, "--rep", "precomputed", "--model", "ststnet", "--protocol", "cde", "--config", str(typed))
+    assert rc == 2 and "epochs must be an integer" in err
+
+
+def test_a_shared_epochs_in_a_sweep_applies_only_to_models_that_take_it(tmp_path, capsys):
+    from benchmark.sweep import expand, load_spec
+
+    sweep = expand(dict(reps=["precomputed"], models=["logreg", "ststnet"], protocols=["cde"], data="synthetic",
+                        epochs=3, model_params={"lr": 0.01}, out=str(tmp_path)))
+    by_model = {c.model: c for c in sweep.configs}
+    assert by_model["ststnet"].epochs == 3 and by_model["logreg"].epochs is None
+    assert by_model["ststnet"].model_params == {"lr": 0.01}
+    assert any("epochs not applied to logreg" in n for n in sweep.notes)
+    with pytest.raises(ConfigError, match="--epochs: model 'logreg'"):  # an entry's own setting is checked
+        expand(dict(reps=["precomputed"], models=[{"logreg": {"epochs": 3}}], protocols=["cde"], data="synthetic"))
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("reps: [precomputed\n")
+    with pytest.raises(ConfigError, match="YAML syntax error"):
+        load_spec(bad)
+
+
+# ---------------------------------------------------------------- 4. the MEGC2019 list
+
+
+def _gt_lines(root):
+    return (root / "megc2019" / "combined_3class_gt.csv").read_text().splitlines()
+
+
+def _write_gt(root, lines):
+    (root / "megc2019" / "combined_3class_gt.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+
+
+def test_a_list_that_is_not_the_official_composite_is_a_defect(shared_data, tmp_path):
+    from benchmark.datasets import megc2019
+
+    root = tmp_path / "megc2019"
+    root.mkdir()
+    src = (shared_data / "megc2019" / megc2019.GT_FILE).read_text().splitlines()
+    (root / megc2019.GT_FILE).write_text("\r\n".join(src) + "\r\n")  # the real list (tmp copy)
+    assert not [d for d in megc2019.read(root, join_frames=False).defects if d.kind == "differs_from_official"]
+    (root / megc2019.GT_FILE).write_text("\r\n".join(src[1:]) + "\r\n")  # one row removed
+    d = [d for d in megc2019.read(root, join_frames=False).defects if d.kind == "differs_from_official"]
+    assert len(d) == 1 and "441 samples (official 442)" in d[0].detail
+
+
+def test_the_synthetic_composite_is_checked_against_its_own_count(synthetic_tiny, tmp_path):
+    import shutil
+
+    from benchmark.datasets import megc2019
+
+    assert not [d for d in megc2019.read(synthetic_tiny / "megc2019").defects if d.kind == "differs_from_official"]
+    root = tmp_path / "syn"
+    shutil.copytree(synthetic_tiny, root, symlinks=True)
+    _write_gt(root, _gt_lines(root)[1:])
+    d = [d for d in megc2019.read(root / "megc2019").defects if d.kind == "differs_from_official"]
+    assert len(d) == 1 and "the synthetic composite has 36" in d[0].detail
+
+
+def test_a_duplicate_with_another_label_is_an_error(flow_root, tmp_path, capsys):
+    lines = _gt_lines(flow_root)
+    db, sub, clip, label = lines[0].split(",")
+    _write_gt(flow_root, lines + [f"{db},{sub},{clip},{(int(label) + 1) % 3}"])
+    rc, err = _run(capsys, "--rep", "precomputed", "--model", "logreg", "--protocol", "cde",
+                   "--data-root", str(flow_root), "--out", str(tmp_path / "runs"))
+    assert rc == 2 and "listed twice with different labels" in err and "line 1" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------- 1. changed inputs
+
+
+def _replace_keeping_stat(path, data: bytes):
+    import os
+
+    st = os.stat(path)
+    assert len(data) == st.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same name, size and time stamp
+
+
+def test_a_changed_input_file_is_never_read_back_from_old_folds(flow_root, tmp_path, capsys):
+    import cv2
+
+    flow = sorted((flow_root / "megc2019" / "STSNet_whole_norm_u_v_os").iterdir())[0]
+    img = cv2.imread(str(flow))
+    uncompressed = [cv2.IMWRITE_PNG_COMPRESSION, 0]  # the file size does not depend on the pixels
+    cv2.imwrite(str(flow), img, uncompressed)
+    args = ["--rep", "precomputed", "--model", "logreg", "--protocol", "cde", "--data-root", str(flow_root),
+            "--out", str(tmp_path / "runs"), "--n-boot", "20"]
+    rc, err = _run(capsys, *args)
+    assert rc == 0, err
+    _replace_keeping_stat(flow, cv2.imencode(".png", 255 - img, uncompressed)[1].tobytes())
+    rc, err = _run(capsys, *args)
+    assert rc == 2 and "input files (frames or flow images) changed" in err and "\n" not in err
+
+
+def test_the_representation_cache_tells_a_replaced_frame_apart(tmp_path):
+    from representations._cache import cache_key
+
+    frame = tmp_path / "img1.jpg"
+    frame.write_bytes(b"a" * 100)
+    key = cache_key({"rep": "tvl1"}, [frame])
+    _replace_keeping_stat(frame, b"b" * 100)
+    assert cache_key({"rep": "tvl1"}, [frame]) != key
