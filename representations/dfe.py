@@ -40,7 +40,9 @@ from benchmark.core.samples import Sample
 from representations import REPRESENTATIONS
 from representations._cache import DiskCache, parallel_map
 from representations._dfe_net import PRESETS, NetConfig, RVQVAE, from_arrays, state_arrays, train
-from representations._landmarks import LANDMARK_VERSION, frame_landmarks, procrustes_mean, similarity_align
+from representations._dfe_checkpoints import load_checkpoint, save_checkpoint
+from representations._dfe_features import displacements, fill_missing, sample_landmarks, used_frames  # noqa: F401
+from representations._landmarks import procrustes_mean
 from representations.base import Representation, RepresentationError
 
 SYNTHETIC_SEED = 1  # pretraining faces; the default synthetic dataset is seed 0
@@ -50,66 +52,6 @@ OUTPUTS = ("tokens", "codes", "bow", "expression")
 RUNTIME_PARAMS = ("n_jobs", "progress", "on_missing")
 # CPU-sized encoder; "paper" is the paper's 6 layers x width 128 (hours per LOSO run on 2 busy cores)
 NET_PRESETS = {"small": NetConfig(width=64, depth=2, heads=4, ff=128), **PRESETS}
-
-
-# --------------------------------------------------------------------------- frames
-
-
-def frame_plan(s: Sample, n_frames: int) -> list[int]:
-    """``n_frames`` frame numbers evenly spaced onset..offset, the one nearest the apex set to it."""
-    onset = s.onset if s.onset is not None else min(s.frames)
-    offset = s.offset if s.offset is not None else max(s.frames)
-    offset = max(offset, onset)
-    want = [int(round(v)) for v in np.linspace(onset, offset, n_frames)]
-    apex = s.apex if s.apex is not None and onset <= s.apex <= offset else None
-    if apex is not None and n_frames > 2:
-        k = 1 + int(np.argmin([abs(w - apex) for w in want[1:-1]]))
-        want[k] = apex
-    return want
-
-
-def used_frames(s: Sample, n_frames: int) -> tuple[list[int], list[dict]]:
-    """Frame numbers actually read (nearest available) and the nearest-frame events."""
-    used, events = [], []
-    for w in frame_plan(s, n_frames):
-        u = s.frame_path(w)[1]
-        if u != w:
-            events.append({"sample": s.key, "kind": "nearest_frame", "detail": f"frame {w} missing, {u} used"})
-        used.append(u)
-    return used, events
-
-
-def sample_landmarks(s: Sample, frames: list[int], cache: DiskCache) -> np.ndarray:
-    """(F, 468, 3) landmarks of ``frames`` (NaN where no face), cached per sample and frame set."""
-    uniq = sorted(set(frames))
-    paths = [s.frames[i] for i in uniq]
-
-    def compute():
-        return {"lm": np.stack([frame_landmarks(p) for p in paths])}, {}
-
-    recipe = {"rep": "dfe-landmarks", "version": LANDMARK_VERSION, "frames": uniq, "detector": "mediapipe-facemesh"}
-    lm = cache.get_or_compute(recipe, paths, compute)[0]["lm"]
-    return lm[[uniq.index(i) for i in frames]]
-
-
-def fill_missing(lm: np.ndarray, key: str) -> tuple[np.ndarray | None, list[dict]]:
-    """Frames without a face take the nearest frame with one; None when no frame has a face."""
-    ok = ~np.isnan(lm).any(axis=(1, 2))
-    if not ok.any():
-        return None, [{"sample": key, "kind": "no_face_clip", "detail": "no face on any frame: zero displacement"}]
-    good = np.flatnonzero(ok)
-    out, events = lm.copy(), []
-    for i in np.flatnonzero(~ok):
-        j = good[np.argmin(np.abs(good - i))]
-        out[i] = lm[j]
-        events.append({"sample": key, "kind": "no_face", "detail": f"frame position {i}: landmarks of position {j}"})
-    return out, events
-
-
-def displacements(lm: np.ndarray, canonical: np.ndarray) -> np.ndarray:
-    """(F, 468, 3) aligned landmarks minus the aligned first (onset) frame, in canonical units."""
-    aligned = np.stack([similarity_align(f, canonical) for f in lm])
-    return aligned - aligned[0]
 
 
 # --------------------------------------------------------------------------- diversity metrics
@@ -164,35 +106,7 @@ def bow_counts(tokens: np.ndarray, n_codes: int) -> np.ndarray:
     return np.stack([np.bincount(r, minlength=n_codes) for r in t]) if len(t) else np.zeros((0, n_codes), int)
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: Path, arrays: dict, meta: dict) -> str:
-    """Arrays + JSON meta in one ``.npz``; returns the file's sha256."""
-    import hashlib
-    import io
-    import json
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays, __meta__=np.array(json.dumps(meta, sort_keys=True)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buf.getvalue())
-    return hashlib.sha256(buf.getvalue()).hexdigest()
-
-
-def load_checkpoint(path) -> tuple[dict, dict]:
-    import hashlib
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dfe checkpoint {path} not found (make one: python -m benchmark pretrain dfe)")
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        meta = json.loads(str(z["__meta__"]))
-    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return arrays, meta
+# --------------------------------------------------------------------------- pretraining
 
 
 def pretrain(frames: str, out: Path, seed: int = SYNTHETIC_SEED, scale: str = "default", log=print,

@@ -7,9 +7,8 @@ import torch
 
 from representations._dfe_net import PRESETS, RVQVAE, train
 from representations._landmarks import normalise_shape, procrustes_mean, similarity_align
-from representations.dfe import (
-    DFE, activation_matrix, average_nmi, bow_counts, displacements, fill_missing, frame_plan, normalized_entropy,
-)
+from representations._dfe_features import displacements, fill_missing, frame_plan
+from representations.dfe import DFE, activation_matrix, average_nmi, bow_counts, normalized_entropy
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -47,7 +48,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -444,8 +445,10 @@ def _intensity(t: float, rise: float, fall: float) -> float:
     return 0.5 + 0.5 * math.cos(math.pi * (t - rise) / fall)
 
 
-def render_clip(p: ClipPlan, base: tuple[np.ndarray, dict]) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame_number, uint8 image)``; grayscale (2-D) for SAMM."""
+def render_clip(p: ClipPlan, base: tuple[np.ndarray, dict],
+                numbers: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame_number, uint8 image)`` for ``numbers`` (default: the clip's frames);
+    grayscale (2-D) for SAMM."""
     import cv2
 
     img0, lm = base
@@ -464,7 +467,7 @@ def render_clip(p: ClipPlan, base: tuple[np.ndarray, dict]) -> Iterator[tuple[in
     noise_sd = rng.uniform(1.0, 2.5)
     gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
     cx, cy = lm["center"]
-    for n in p.frame_numbers:
+    for n in (p.frame_numbers if numbers is None else numbers):
         t = (n - p.onset) / p.fps
         tx, ty, rot = drift * t + sway_a * np.sin(2 * np.pi * sway_f * t + sway_p)
         tx, ty = tx + offset0[0], ty + offset0[1]
@@ -487,6 +490,29 @@ def render_clip(p: ClipPlan, base: tuple[np.ndarray, dict]) -> Iterator[tuple[in
 def subject_base(p: ClipPlan) -> tuple[np.ndarray, dict]:
     """Neutral face of ``p``'s subject at ``p``'s database frame size."""
     return render_base(_identity(_rng(*p.identity_seed)), FRAME_SIZE[p.database])
+
+
+# --------------------------------------------------------------------------- public API for pretraining
+# Learned representations draw training pairs from the generator in memory through these three
+# functions (with ``plan`` and ``ensure_synthetic``) rather than through its internals.
+
+
+def action_unit_sets() -> list[str]:
+    """Every action-unit combination the generator draws, for expressions off the clip's emotion."""
+    return sorted({a for v in AU_CHOICES.values() for a in v})
+
+
+_BASES: dict = {}
+
+
+def render_frames(clip: ClipPlan, numbers: Sequence[int], **changes) -> list[np.ndarray]:
+    """Frames ``numbers`` of ``clip`` rendered in memory (nothing is written), with any of the
+    clip's fields replaced by ``changes`` (``aus``, ``apex``, ``offset``, ``seed``...); the
+    subject's neutral face is rendered once per process."""
+    key = (clip.identity_seed, clip.database)
+    if key not in _BASES:
+        _BASES[key] = subject_base(clip)
+    return [img for _, img in render_clip(dataclasses.replace(clip, **changes), _BASES[key], numbers)]
 
 
 # --------------------------------------------------------------------------- sheets

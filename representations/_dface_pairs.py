@@ -1,0 +1,180 @@
+"""Where D-FACE's training pairs come from: a clip's onset and apex, random frame pairs inside
+clips at their frame rate, the synthetic generator in memory, any folder of frame sequences."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from benchmark.core.samples import Sample
+from benchmark.datasets import DATASETS, read_dataset
+from benchmark.datasets import synthetic as syn
+from representations.base import RepresentationError
+
+GAP_S = (0.25, 0.5)  # pretraining pair gap in seconds (the paper's 8-15 frames at 25-30 fps)
+SYNTHETIC_SEED = 1  # the default checkpoint's faces; the default dataset is seed 0
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+def load_frame(path, size: int, channels: int) -> np.ndarray:
+    """(channels, size, size) uint8: grayscale or BGR, resized with area averaging."""
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    img = cv2.imread(str(path), flag)
+    if img is None:
+        raise RepresentationError(f"cannot read frame {path}")
+    return prepare_frame(img, size, channels)
+
+
+def prepare_frame(img: np.ndarray, size: int, channels: int) -> np.ndarray:
+    if channels == 1 and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif channels == 3 and img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+
+
+def apex_index(s: Sample) -> int:
+    """Annotated apex, else the middle frame (the paper's pseudo-apex for SMIC-HS)."""
+    if s.apex is not None:
+        return s.apex
+    if s.onset is None or s.offset is None:
+        raise RepresentationError(f"{s.key}: neither an apex nor an onset/offset annotation")
+    return (s.onset + s.offset) // 2
+
+
+def pair_frames(s: Sample) -> tuple[tuple[str, int], tuple[str, int]]:
+    """The annotated (role, frame index) pair D-FACE encodes: onset (else the first frame), apex."""
+    if not s.frames:
+        raise RepresentationError(f"{s.key}: D-FACE needs the onset and apex frames; this sample has none")
+    return ("onset", s.onset if s.onset is not None else min(s.frames)), ("apex", apex_index(s))
+
+
+def onset_apex_pair(s: Sample, size: int, channels: int, report: list | None = None) -> np.ndarray:
+    """(2, C, S, S) uint8 onset and apex frames (nearest available frame, noted in ``report``)."""
+    out = []
+    for role, want in pair_frames(s):
+        path, used = s.frame_path(want)
+        if report is not None and used != want:
+            report.append({"kind": "nearest_frame", "sample": s.key, "frame": role, "wanted": want, "used": used})
+        if report is not None and role == "apex" and s.apex is None:
+            report.append({"kind": "pseudo_apex_middle", "sample": s.key, "used": used})
+        out.append(load_frame(path, size, channels))
+    return np.stack(out)
+
+
+def clip_pairs(samples: Sequence[Sample], n: int, size: int, channels: int, seed: int = 0,
+               gap_s=GAP_S) -> np.ndarray:
+    """``n`` pairs from the clips' frames: every clip's (onset, apex) first, then
+    random pairs ``gap_s`` seconds apart at the clip's frame rate (nearest
+    available frame; the whole clip when it is shorter than the gap)."""
+    rng = np.random.default_rng(seed)
+    usable = [s for s in samples if len(s.frames) >= 2]
+    if not usable:
+        raise RepresentationError("no sample with at least two frames to build training pairs from")
+    out = [onset_apex_pair(s, size, channels) for s in usable[:n]]
+    while len(out) < n:
+        s = usable[rng.integers(len(usable))]
+        idx = sorted(s.frames)
+        fps = s.fps or 30.0
+        a = idx[rng.integers(len(idx))]
+        b = s.frame_path(a + max(1, round(rng.uniform(*gap_s) * fps)))[1]
+        if a == b:
+            a = idx[0] if b != idx[0] else idx[-1]
+        pair = [load_frame(s.frames[i], size, channels) for i in (a, b)]
+        out.append(np.stack(pair if a < b or rng.random() < 0.5 else pair[::-1]))
+    return np.stack(out)
+
+
+def synthetic_pairs(n: int, size: int, channels: int, seed: int = SYNTHETIC_SEED, scale: str = "default",
+                    gap_s=GAP_S) -> tuple[np.ndarray, list[str]]:
+    """Pairs rendered in memory by the synthetic generator (no file is written).
+
+    Faces and action units come from ``benchmark.datasets.synthetic.plan(seed, scale)``.
+    Each pair is two frames ``gap_s`` seconds apart at the database's frame rate;
+    the expression's profile is stretched to that gap (apex at 50-100 % of it).
+    60 % of pairs go neutral -> expression, 20 % the reverse, 20 % carry head
+    motion, flicker and noise only; 30 % of expressions use another emotion's
+    action units than the clip's. Returns (pairs, subject ids ``synthetic-seedS:db/sub``).
+    """
+    clips = syn.plan(seed, scale)
+    au_pool = syn.action_unit_sets()
+    rng = np.random.default_rng([seed, 0xDFACE])
+    out = np.empty((n, 2, channels, size, size), np.uint8)
+    subjects = set()
+    for k in range(n):
+        p = clips[int(rng.integers(len(clips)))]
+        gap = max(1, round(rng.uniform(*gap_s) * p.fps))
+        mode = rng.choice(3, p=[0.6, 0.2, 0.2])  # forward, reverse, no expression
+        aus = "" if mode == 2 else (p.aus if rng.random() < 0.7 else str(rng.choice(au_pool)))
+        apex = p.onset + max(1, round(gap * rng.uniform(0.5, 1.0)))
+        offset = max(apex + max(1, round(gap * rng.uniform(0.3, 0.8))), p.onset + gap + 1)
+        images = syn.render_frames(p, (p.onset, p.onset + gap), aus=aus, apex=apex, offset=offset, stride=1,
+                                   seed=(seed, k, 0xDFACE))
+        frames = [prepare_frame(img, size, channels) for img in images]
+        out[k] = np.stack(frames[::-1] if mode == 1 else frames)
+        subjects.add(f"synthetic-seed{seed}:{p.database}/{p.subject}")
+    return out, sorted(subjects)
+
+
+def folder_sequences(root: Path) -> list[tuple[str, list[tuple[int, Path]]]]:
+    """Leaf folders holding >= 2 images, as (subject, [(frame number, path)]): the
+    number is the last integer in the file name (its position when there is none);
+    the subject is the first folder level under ``root``."""
+    seqs = []
+    for folder, _dirs, files in os.walk(root):
+        imgs = sorted(f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+        if len(imgs) < 2:
+            continue
+        nums = [re.findall(r"\d+", Path(f).stem) for f in imgs]
+        frames = sorted((int(m[-1]) if m else i, Path(folder) / f) for i, (f, m) in enumerate(zip(imgs, nums)))
+        rel = Path(folder).relative_to(root)
+        seqs.append((rel.parts[0] if rel.parts else root.name, frames))
+    return sorted(seqs, key=lambda s: str(s[1][0][1]))
+
+
+def folder_pairs(root: Path, n: int, size: int, channels: int, fps: float, seed: int = 0,
+                 gap_s=GAP_S) -> tuple[np.ndarray, list[str]]:
+    """Pairs ``gap_s`` seconds apart (at ``fps``) from any folder of frame sequences."""
+    seqs = folder_sequences(Path(root))
+    if not seqs:
+        raise FileNotFoundError(f"no folder with two or more images under {root}")
+    rng = np.random.default_rng(seed)
+    out, subjects = [], set()
+    for _ in range(n):
+        subject, frames = seqs[int(rng.integers(len(seqs)))]
+        nums = np.array([f[0] for f in frames])
+        i = int(rng.integers(len(frames)))
+        want = nums[i] + max(1, round(rng.uniform(*gap_s) * fps))
+        j = int(np.abs(nums - want).argmin())
+        if j == i:
+            j = len(frames) - 1 if i == 0 else 0
+        out.append(np.stack([load_frame(frames[k][1], size, channels) for k in (i, j)]))
+        subjects.add(f"{Path(root).name}:{subject}")
+    return np.stack(out), sorted(subjects)
+
+
+def dataset_pairs(root: Path, n: int, size: int, channels: int, seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+    """Pairs from database folders the readers know (``root/casme2`` ...), each at its
+    own frame rate; subjects are the readers' ids (``casme2/sub01``), which the
+    runner compares with test subjects."""
+    samples, names = [], []
+    for name in DATASETS.names():
+        if name in ("megc2019",) or not (Path(root) / name).is_dir():
+            continue
+        try:
+            report = read_dataset(name, Path(root) / name)
+        except Exception:  # noqa: BLE001 - a folder the reader cannot use is not a source
+            continue
+        with_frames = [s for s in report.samples if len(s.frames) >= 2]
+        if with_frames:
+            samples += with_frames
+            names.append(name)
+    if not samples:
+        raise FileNotFoundError(f"no readable database with frames under {root}")
+    pairs = clip_pairs(samples, n, size, channels, seed)
+    return pairs, sorted({s.subject for s in samples}), names
