@@ -50,12 +50,92 @@ def summarize(report: DatasetReport) -> dict:
             {"sample": d.sample, "kind": d.kind, "detail": d.detail, "action": d.action} for d in report.defects
         ],
         "defect_counts": _counts(d.kind for d in report.defects),
+        "missing_frames": _missing_per_subject(report),
     }
 
 
-def check(name: str, root: str | Path, **options) -> dict:
-    """Read dataset ``name`` from ``root`` and summarise it (see :func:`summarize`)."""
-    return summarize(read_dataset(name, Path(root), **options))
+def _missing_per_subject(report: DatasetReport) -> dict:
+    """Subjects whose clips have no frame folder: ``{"none": [subjects without any],
+    "some": {subject: "k of n"}}`` (from the ``missing_frames`` defects)."""
+    missing = Counter(d.sample.rsplit("/", 1)[0] for d in report.defects if d.kind == "missing_frames")
+    if not missing:
+        return {"none": [], "some": {}}
+    with_frames = Counter(s.subject for s in report.samples if s.frames)
+    none = sorted(sub for sub in missing if not with_frames[sub])
+    some = {sub: f"{n} of {n + with_frames[sub]}" for sub, n in sorted(missing.items()) if with_frames[sub]}
+    return {"none": none, "some": some}
+
+
+def _missing_lines(per_subject: dict, mine: list[dict]) -> list[str]:
+    none, some = per_subject["none"], per_subject["some"]
+    out = []
+    if none:
+        out.append(f"    {len(none)} subject(s) have no frame folders: {_head(none, 12)}")
+    if some:
+        out.append(f"    {len(some)} subject(s) lack some: " + _head([f"{k} {v}" for k, v in some.items()], 12))
+    out.append(f"      -> {mine[0]['action']} ({len(mine)} samples; --json lists each)")
+    return out
+
+
+def _head(items: list[str], n: int) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+IMAGE_SCOPES = ("key", "all", "none")
+
+
+def image_files(report: DatasetReport, scope: str = "key") -> list[tuple[str, str, Path]]:
+    """``(sample, role, path)`` of the files a run would read: ``key`` the onset/apex/offset
+    frames (nearest available, as ``Sample.frame_path``) and the extras (flow images, apex
+    crops); ``all`` every frame too."""
+    if scope not in IMAGE_SCOPES:
+        raise ValueError(f"--images must be one of {', '.join(IMAGE_SCOPES)}, not {scope!r}")
+    out = []
+    for s in report.samples if scope != "none" else ():
+        if s.frames and scope == "all":
+            out += [(s.key, f"frame {n}", p) for n, p in sorted(s.frames.items())]
+        elif s.frames:
+            points = {n: s.frame_path(n)[0] for n in (s.onset, s.apex, s.offset) if n is not None}
+            out += [(s.key, f"frame {n}", p) for n, p in points.items()]
+        out += [(s.key, k, Path(p)) for k, p in sorted(s.extras.items())]
+    return out
+
+
+def check_images(report: DatasetReport, scope: str = "key") -> dict:
+    """Open every file of :func:`image_files`: empty, truncated or undecodable images, flow
+    images without three channels or of another size than the rest."""
+    import cv2
+
+    from representations.base import RepresentationError, read_image, stored_channels
+
+    problems, flow_sizes = [], {}
+    files = image_files(report, scope)
+    for key, role, path in files:
+        try:
+            img = read_image(path)
+            if role == "flow":
+                if stored_channels(path) < 3:
+                    raise RepresentationError(f"{path}: flow image has {stored_channels(path)} channel(s), expected 3")
+                flow_sizes.setdefault(img.shape[:2], []).append((key, path))
+        except (RepresentationError, OSError, cv2.error) as exc:
+            problems.append({"sample": key, "file": str(path), "problem": str(exc)})
+    if len(flow_sizes) > 1:  # the minority sizes are the odd ones
+        common = max(flow_sizes, key=lambda k: len(flow_sizes[k]))
+        for size, items in flow_sizes.items():
+            if size != common:
+                problems += [{"sample": k, "file": str(p), "problem": f"{p}: flow image is {size[1]}x{size[0]}, "
+                              f"the others {common[1]}x{common[0]}"} for k, p in items]
+    return {"scope": scope, "opened": len(files), "problems": problems}
+
+
+def check(name: str, root: str | Path, images: str = "key", **options) -> dict:
+    """Read dataset ``name`` from ``root`` and summarise it (see :func:`summarize`); with
+    ``images`` (``key`` | ``all``) every file a run would read is opened (:func:`check_images`)."""
+    report = read_dataset(name, Path(root), **options)
+    summary = summarize(report)
+    if images != "none":
+        summary["images"] = check_images(report, images)
+    return summary
 
 
 def format_text(summary: dict, max_defects: int | None = None) -> str:
@@ -89,6 +169,10 @@ def format_text(summary: dict, max_defects: int | None = None) -> str:
             names = "/".join(d["classes"])
             lines.append(f"  {db:<{width}}  {d['samples']:>4} samples  {d['subjects']:>3} subjects  "
                          f"{names} {classes}")
+    img = s.get("images")
+    if img:
+        lines.append(f"images    {img['opened']} files opened ({img['scope']}), {len(img['problems'])} unreadable")
+        lines += [f"  {p['problem']}" for p in img["problems"]]
     defects = s.get("defects", [])
     if not defects:
         lines.append("defects   none")
@@ -97,6 +181,10 @@ def format_text(summary: dict, max_defects: int | None = None) -> str:
     for kind in s["defect_counts"]:
         mine = [d for d in defects if d["kind"] == kind]
         lines.append(f"  [{kind}]")
+        per_subject = s.get("missing_frames") or {}
+        if kind == "missing_frames" and per_subject.get("none") is not None:  # per subject, not per clip
+            lines += _missing_lines(per_subject, mine)
+            continue
         shown = mine if max_defects is None else mine[:max_defects]
         for d in shown:
             lines.append(f"    {d['sample']}: {d['detail']}")
@@ -104,3 +192,22 @@ def format_text(summary: dict, max_defects: int | None = None) -> str:
         if len(shown) < len(mine):
             lines.append(f"    ... {len(mine) - len(shown)} more")
     return "\n".join(lines)
+
+
+def run_notes(run: str | Path) -> list[str]:
+    """What the end of ``benchmark run`` says about a run's data beside its scores: blank or
+    dropped inputs, a list that differs from the official composite, and the defect counts
+    (all from the run folder's ``config.json``)."""
+    import json
+
+    from benchmark.inputs import describe
+
+    header = json.loads((Path(run) / "config.json").read_text())
+    notes = [n for n in [describe(header.get("inputs"))] if n]
+    defects = header.get("dataset_defects") or []
+    notes += [f"not the official list: {d['detail']}" for d in defects if d.get("kind") == "differs_from_official"]
+    if defects:
+        counts = _counts(d.get("kind") for d in defects)
+        notes.append(f"{len(defects)} dataset defect(s) with their fallbacks in config.json: "
+                     + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return notes

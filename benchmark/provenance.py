@@ -68,7 +68,10 @@ def input_fingerprint(samples) -> str:
 def check_same_inputs(out, old: dict, new: dict) -> None:
     """Refuse to reopen run folder ``out`` (config.json ``old``) for a run on other data or
     changed input files (``new``): its fold files were computed from the old ones. Folders
-    made before input fingerprints existed are compared on ``data_fingerprint`` only."""
+    made before input fingerprints existed are compared on ``data_fingerprint`` only; a
+    folder without fold files (a run that failed before its first fold) is simply reused."""
+    if not any((Path(out) / "folds").rglob("*.json")):
+        return
     if old.get("data_fingerprint") != new["data_fingerprint"]:
         raise RuntimeError(f"{out}: existing run was made on other data; remove it or choose another --out")
     if "input_fingerprint" in old and old["input_fingerprint"] != new.get("input_fingerprint"):

@@ -7,6 +7,7 @@ array whose first axis is the sample axis.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -19,11 +20,44 @@ class RepresentationError(ValueError):
     """A sample lacks what a representation needs."""
 
 
+# Bytes every complete file of these formats ends with (JPEG end-of-image marker, PNG IEND
+# chunk); decoders fill a cut file's missing part with grey and say so only on stderr.
+_END_MARKERS = {b"\xff\xd8": (b"\xff\xd9",), b"\x89PNG": (b"IEND\xaeB`\x82",)}
+_TAIL = 4096  # some writers pad after the end marker
+
+
+def check_complete(path) -> None:
+    """Raise :class:`RepresentationError` when ``path`` is empty or a JPEG/PNG cut short."""
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else -1
+    if size <= 0:
+        raise RepresentationError(f"cannot read image {path}: {'empty file' if size == 0 else 'no such file'}")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        fh.seek(max(0, size - _TAIL))
+        tail = fh.read()
+    for magic, ends in _END_MARKERS.items():
+        if head.startswith(magic) and not any(e in tail for e in ends):
+            raise RepresentationError(f"image {path} is truncated (no end marker): re-copy it")
+
+
 def read_image(path, grayscale: bool = False) -> np.ndarray:
+    """The image as OpenCV decodes it (BGR, or one channel with ``grayscale``); an empty,
+    truncated or undecodable file is a :class:`RepresentationError` naming it."""
+    check_complete(path)
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
     if img is None:
         raise RepresentationError(f"cannot read image {path}")
     return img
+
+
+def stored_channels(path) -> int:
+    """Channels the file itself stores (1 for a grayscale PNG that ``read_image`` would
+    silently copy into three), from its header only."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return len(im.getbands())
 
 
 # Input kinds a representation produces and a model declares it accepts.

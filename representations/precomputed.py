@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from representations import REPRESENTATIONS
-from representations.base import Representation, RepresentationError, read_image
+from representations.base import Representation, RepresentationError, read_image, stored_channels
 
 
 @REPRESENTATIONS.register()
@@ -36,6 +36,12 @@ class Precomputed(Representation):
                     f"{s.key}: no precomputed flow image (expected in "
                     "megc2019/STSNet_whole_norm_u_v_os); use a flow representation computed from frames")
             img = read_image(path)
+            if stored_channels(path) < 3:  # (u, v, strain): one channel copied three times is no flow
+                raise RepresentationError(f"{path}: flow image has {stored_channels(path)} channel(s), "
+                                          "expected 3 (u, v, optical strain)")
+            if out and img.shape[:2] != out[0].shape[1:]:
+                raise RepresentationError(f"{path}: flow image is {img.shape[1]}x{img.shape[0]}, the others "
+                                          f"{out[0].shape[2]}x{out[0].shape[1]}")
             if self.channel_order == "rgb":
                 img = img[:, :, ::-1]
             out.append(img.transpose(2, 0, 1))

@@ -178,3 +178,124 @@ def test_the_representation_cache_tells_a_replaced_frame_apart(tmp_path):
     key = cache_key({"rep": "tvl1"}, [frame])
     _replace_keeping_stat(frame, b"b" * 100)
     assert cache_key({"rep": "tvl1"}, [frame]) != key
+
+
+# ---------------------------------------------------------------- 2. blank inputs, dropped samples
+
+
+@pytest.fixture
+def syn_copy(synthetic_tiny, tmp_path, rep_cache):
+    """A private copy of the tiny synthetic root (it is modified), with a private rep cache."""
+    import shutil
+
+    root = tmp_path / "syn"
+    shutil.copytree(synthetic_tiny, root)
+    return root
+
+
+def _frames_run(capsys, root, tmp_path, *extra):
+    return _run(capsys, "--rep", "framediff", "--model", "logreg", "--protocol", "cde", "--dataset", "casme2",
+                "--data-root", str(root), "--out", str(tmp_path / "runs"), "--n-boot", "20", *extra)
+
+
+def test_an_unreadable_sibling_database_is_fatal_for_frame_representations(syn_copy, tmp_path, capsys):
+    sheet = next((syn_copy / "casme2").glob("*.xlsx"))
+    sheet.unlink()  # every CASME II sample now "has no frames"
+    for extra in ([], ["--rep-param", "on_missing=blank"], ["--rep-param", "on_missing=drop"]):
+        rc, err = _frames_run(capsys, syn_copy, tmp_path, *extra)
+        assert rc == 2 and "cannot be read" in err and "casme2" in err and "sheet" in err.lower(), (extra, err)
+        assert "\n" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _remove_clip_folders(root, n):
+    import shutil
+
+    clips = sorted(p for p in (root / "casme2" / "Cropped").glob("sub*/*") if p.is_dir())[:n]
+    for c in clips:
+        shutil.rmtree(c)
+    return [f"casme2/{c.parent.name}/{c.name}" for c in clips]
+
+
+def test_blank_inputs_are_capped(syn_copy, tmp_path, capsys):
+    _remove_clip_folders(syn_copy, 3)  # 3 of 12 CASME II samples: far above the cap
+    rc, err = _frames_run(capsys, syn_copy, tmp_path, "--rep-param", "on_missing=blank")
+    assert rc == 2 and "have no frames; on_missing=blank is allowed for at most 5 %" in err
+    rc, err = _frames_run(capsys, syn_copy, tmp_path)  # the default names the way out, and not --dataset
+    assert rc == 2 and "on_missing=drop" in err and "--dataset casme2" not in err
+
+
+def test_samples_without_frames_can_be_dropped_and_the_run_says_so(syn_copy, tmp_path, capsys):
+    gone = _remove_clip_folders(syn_copy, 2)
+    rc = main(["run", "--quiet", "--rep", "framediff", "--model", "logreg", "--protocol", "cde", "--dataset",
+               "casme2", "--data-root", str(syn_copy), "--out", str(tmp_path / "runs"), "--n-boot", "20",
+               "--rep-param", "on_missing=drop"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    run = next((tmp_path / "runs").iterdir())
+    header = json.loads((run / "config.json").read_text())
+    evaluated = {line.split(",")[0] for line in (run / "predictions.csv").read_text().splitlines()[1:]}
+    kept = [g for g in gone if g in header["inputs"]["dropped_samples"]]
+    assert kept and not set(kept) & evaluated
+    assert header["inputs"]["dropped"] == len(kept) and header["inputs"]["blank"] == 0
+    assert f"{len(kept)} sample(s) without frames left out (on_missing=drop)" in out
+
+
+# ---------------------------------------------------------------- 3. broken images
+
+
+def _cut(path, keep: float = 0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_truncated_frame_is_an_error_naming_it(syn_copy, tmp_path, capsys):
+    from benchmark.datasets import read_dataset
+
+    s = next(s for s in read_dataset("casme2", syn_copy / "casme2").samples if s.frames)
+    apex, _ = s.frame_path(s.apex)
+    _cut(apex)
+    rc, err = _frames_run(capsys, syn_copy, tmp_path)
+    assert rc == 2 and str(apex) in err and "truncated" in err and "\n" not in err
+
+
+def test_a_grayscale_or_odd_sized_flow_image_is_an_error_naming_it(flow_root, tmp_path, capsys):
+    import cv2
+
+    flows = sorted((flow_root / "megc2019" / "STSNet_whole_norm_u_v_os").iterdir())
+    args = ["--rep", "precomputed", "--model", "logreg", "--protocol", "cde", "--data-root", str(flow_root),
+            "--out", str(tmp_path / "runs"), "--n-boot", "20"]
+    img = cv2.imread(str(flows[1]))
+    cv2.imwrite(str(flows[1]), img[:, :, 0])  # one channel
+    rc, err = _run(capsys, *args)
+    assert rc == 2 and str(flows[1]) in err and "1 channel(s), expected 3" in err
+    cv2.imwrite(str(flows[1]), cv2.resize(img, (32, 32)))
+    rc, err = _run(capsys, *args)
+    assert rc == 2 and str(flows[1]) in err and "32x32" in err
+
+
+def test_data_check_opens_every_image_a_run_reads(flow_root, capsys):
+    import cv2
+
+    meg = flow_root / "megc2019"
+    flows = sorted((meg / "STSNet_whole_norm_u_v_os").iterdir())
+    flows[0].write_bytes(b"")  # zero bytes
+    _cut(flows[1])
+    cv2.imwrite(str(flows[2]), cv2.imread(str(flows[2]))[:, :, 0])
+    rc = main(["data", "check", "--dataset", "megc2019", "--root", str(meg)])
+    out = capsys.readouterr().out
+    assert rc == 1 and "3 unreadable" in out
+    assert f"{flows[0]}: empty file" in out and f"image {flows[1]} is truncated" in out
+    assert f"{flows[2]}: flow image has 1 channel(s)" in out
+    assert main(["data", "check", "--dataset", "megc2019", "--root", str(meg), "--images", "none"]) == 0
+
+
+def test_data_check_summarises_missing_frames_per_subject(syn_copy, capsys):
+    import shutil
+
+    for sub in sorted((syn_copy / "casme2" / "Cropped").iterdir())[:2]:
+        shutil.rmtree(sub)
+    assert main(["data", "check", "--dataset", "casme2", "--root", str(syn_copy / "casme2")]) == 0
+    out = capsys.readouterr().out
+    assert "2 subject(s) have no frame folders: casme2/sub01, casme2/sub02" in out
+    assert out.count("no frame folder ") == 0  # not one line per clip
