@@ -2,42 +2,87 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from benchmark import analyze, perf, pretrain
+from benchmark import analyze, evaluate, perf, pretrain
+
+
+# The ``run`` flags are generated from RunConfig's fields (one flag per field, typed by its
+# annotation), so a new setting is a flag, a YAML key and a config.json entry at once.
+RUN_HELP = {
+    "rep": "representation (see `list`)", "model": "model (see `list`)", "protocol": "protocol (see `list`)",
+    "data": "the embedded synthetic dataset (default without --data-root)",
+    "data_root": "folder holding casme2/ samm/ smic/ casme3/ megc2019/",
+    "dataset": "restrict the protocol to one database (e.g. casme2)",
+    "epochs": "training epochs (default: the model's published schedule)", "seeds": "comma-separated, e.g. 1,2,3",
+    "selection": "which epoch is evaluated (oracle: chosen on the test fold; reproductions only)",
+    "device": "compute device", "out": "parent folder of run folders (default runs/)",
+    "rep_params": "representation hyperparameter", "model_params": "model hyperparameter",
+    "data_params": "dataset reader option", "n_boot": "bootstrap resamples of the CIs",
+    "split_seed": "seed of the protocol's split (stratified protocols)",
+    "allow_contamination": "run folds whose test subject a learned component saw (the row is marked)",
+    "label": "tag shown in the leaderboard", "workers": "folds trained in parallel processes (default 1)",
+    "fold_parallel": "train a seed's folds as one stacked model (auto: on CUDA, where the model supports it)",
+    "fold_group": "folds per stacked model (default: all, split over --workers)",
+    "weights": "folder of published per-fold checkpoints (with --selection published-weights; see `evaluate`)",
+    "plugins": "import MODULE (dotted name or .py file) that registers its own entries",
+}
+_PARAM_FLAGS = {"rep_params": "--rep-param", "model_params": "--model-param", "data_params": "--data-param"}
 
 
 def _run_parser(sub) -> None:
+    from benchmark import config
+
     r = sub.add_parser("run", help="train and evaluate one representation x model under a protocol")
-    r.add_argument("--rep", required=True)
-    r.add_argument("--model", required=True)
-    r.add_argument("--protocol", required=True)
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--data-root", help="folder holding casme2/ samm/ smic/ casme3/ megc2019/")
-    src.add_argument("--data", choices=["synthetic"], help="the embedded synthetic dataset (default without --data-root)")
-    r.add_argument("--dataset", help="restrict the protocol to one database (e.g. casme2)")
-    r.add_argument("--epochs", type=int)
-    r.add_argument("--seeds", help="comma-separated, e.g. 1,2,3")
-    r.add_argument("--selection", choices=["fixed", "inner-val", "oracle"])
-    r.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    r.add_argument("--out", help="parent folder of run folders (default runs/)")
+    choices = {"selection": config.SELECTIONS, "device": config.DEVICES, "fold_parallel": config.FOLD_PARALLEL,
+               "data": ("synthetic",)}
+    for f in dataclasses.fields(config.RunConfig):
+        flag, kw = f"--{f.name.replace('_', '-')}", {"help": RUN_HELP[f.name], "dest": f.name}
+        if f.name in _PARAM_FLAGS:
+            flag, kw = _PARAM_FLAGS[f.name], {**kw, "action": "append", "default": [], "metavar": "K=V"}
+        elif f.name == "plugins":
+            flag, kw = "--plugin", {**kw, "action": "append", "default": [], "metavar": "MODULE"}
+        elif f.type in ("bool",):
+            kw = {**kw, "action": "store_true", "default": None}
+        elif f.type in ("int", "int | None"):
+            kw = {**kw, "type": int}
+        if f.name in choices:
+            kw["choices"] = choices[f.name]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kw["required"] = True
+        (src if f.name in ("data", "data_root") else r).add_argument(flag, **kw)
     r.add_argument("--config", help="YAML file of run settings (CLI flags override it)")
-    r.add_argument("--rep-param", action="append", default=[], metavar="K=V", help="representation hyperparameter")
-    r.add_argument("--model-param", action="append", default=[], metavar="K=V", help="model hyperparameter")
-    r.add_argument("--data-param", action="append", default=[], metavar="K=V", help="dataset reader option")
-    r.add_argument("--n-boot", type=int)
-    r.add_argument("--workers", type=int, help="folds trained in parallel processes (default 1)")
-    r.add_argument("--label", help="tag shown in the leaderboard")
-    r.add_argument("--fold-parallel", choices=["auto", "on", "off"],
-                   help="train a seed's folds as one stacked model (auto: on CUDA, where the model supports it)")
-    r.add_argument("--fold-group", type=int, help="folds per stacked model (default: all, split over --workers)")
-    r.add_argument("--preprocess", choices=["none", "raw", "face"],
+    r.add_argument("--preprocess", choices=["none", "raw", "face", "aligned"],
                    help="pixel representations: same as --rep-param preprocess=...")
-    r.add_argument("--allow-contamination", action="store_true", default=None)
     r.add_argument("--json", action="store_true", help="print metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_settings(args) -> dict:
+    """The ``run`` flags given, as RunConfig values (None: not given, so YAML or the default holds)."""
+    from benchmark.config import RunConfig, parse_seeds
+
+    values = {}
+    for f in dataclasses.fields(RunConfig):
+        v = getattr(args, f.name)
+        if f.name in _PARAM_FLAGS:
+            v = (_rep_params(args) if f.name == "rep_params" else _parse_params(v)) or None
+        elif f.name == "plugins":
+            v = v or None
+        elif f.name == "seeds" and v is not None:
+            v = parse_seeds(v)
+        values[f.name] = v
+    values["data"] = "real" if args.data_root else args.data  # neither: YAML or config.resolve decides
+    return values
+
+
+def _plugin_arg(parser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE (dotted name or .py file) that registers its own entries")
 
 
 def _sweep_parser(sub) -> None:
@@ -47,6 +92,7 @@ def _sweep_parser(sub) -> None:
     s.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     s.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _plugin_arg(s)
 
 
 def _parse_params(items: list[str]) -> dict:
@@ -62,7 +108,7 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def _rep_params(args) -> dict:
-    params = _parse_params(args.rep_param)
+    params = _parse_params(args.rep_params)
     if args.preprocess:
         if params.get("preprocess", args.preprocess) != args.preprocess:
             raise SystemExit("error: --preprocess and --rep-param preprocess=... disagree")
@@ -73,7 +119,8 @@ def _rep_params(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="registered representations, models, protocols and compatible pairs")
+    ls = sub.add_parser("list", help="registered representations, models, protocols and compatible pairs")
+    _plugin_arg(ls)
     rf = sub.add_parser("refinalize", help="re-pool finished run folders with the current code (keeps config.json)")
     rf.add_argument("runs", nargs="+")
     cmp_ = sub.add_parser("compare", help="paired bootstrap of two finished runs on the same samples (a - b)")
@@ -89,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", required=True)
     c.add_argument("--root", required=True)
     c.add_argument("--json", action="store_true")
+    c.add_argument("--images", choices=["key", "all", "none"], default="key",
+                   help="open the files a run reads: key frames and flow/apex images (default), every frame, or none")
     lb = sub.add_parser("leaderboard", help="generate markdown leaderboards from run folders")
     lb.add_argument("--runs", action="append", help="folder(s) of run folders (default results/runs)")
     lb.add_argument("--out", default="results/LEADERBOARD.md")
@@ -98,72 +147,77 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_parser(sub)
     analyze.add_parser(sub)
     perf.add_parser(sub)
+    evaluate.add_parser(sub)
     return ap
 
 
-def cmd_list(_args) -> int:
+def cmd_list(args) -> int:
+    """Names and declared kinds from the registries' tables: imports no entry (and no torch),
+    except the plugins asked for, whose classes register on import."""
+    from benchmark.plugins import load_plugins
     from models import MODELS
     from protocols import PROTOCOLS
     from representations import REPRESENTATIONS
 
-    reps = {n: REPRESENTATIONS.get(n) for n in REPRESENTATIONS.names()}
-    models = {n: MODELS.get(n) for n in MODELS.names()}
-    print("representations:", ", ".join(f"{n} ({r.kind})" for n, r in reps.items()))
-    print("models:         ", ", ".join(f"{n} ({'/'.join(sorted(m.accepts))})" for n, m in models.items()))
+    load_plugins(args.plugin)
+    kinds = {n: _declared(REPRESENTATIONS, n, "kind") for n in REPRESENTATIONS.names()}
+    accepts = {n: set(_declared(MODELS, n, "accepts")) for n in MODELS.names()}
+    print("representations:", ", ".join(f"{n} ({k})" for n, k in kinds.items()))
+    print("models:         ", ", ".join(f"{n} ({'/'.join(sorted(a))})" for n, a in accepts.items()))
     print("protocols:      ", ", ".join(PROTOCOLS.names()))
     print("compatible pairs:")
-    for n, r in reps.items():
-        ok = [m for m, cls in models.items() if r.kind in cls.accepts]
+    for n, kind in kinds.items():
+        ok = [m for m, a in accepts.items() if kind in a]
         print(f"  {n:<12} -> {', '.join(ok) or '(none)'}")
     return 0
 
 
+def _declared(registry, name: str, attr: str):
+    declared = registry.declared(name)
+    return declared[attr] if attr in declared else getattr(registry.get(name), attr)
+
+
 def cmd_run(args) -> int:
     from benchmark.config import resolve
-    from benchmark.runner import execute, load_metrics
+    from benchmark.data_check import run_notes
+    from benchmark.results import load_result
+    from benchmark.runner import execute
 
-    cli = {
-        "rep": args.rep, "model": args.model, "protocol": args.protocol, "data_root": args.data_root,
-        "data": "real" if args.data_root else "synthetic", "dataset": args.dataset, "epochs": args.epochs,
-        "seeds": [int(s) for s in args.seeds.split(",")] if args.seeds else None,
-        "selection": args.selection, "device": args.device, "out": args.out, "n_boot": args.n_boot,
-        "label": args.label, "workers": args.workers, "allow_contamination": args.allow_contamination,
-        "fold_parallel": args.fold_parallel, "fold_group": args.fold_group,
-        "rep_params": _rep_params(args) or None, "model_params": _parse_params(args.model_param) or None,
-        "data_params": _parse_params(args.data_param) or None,
-    }
-    cfg = resolve(cli, args.config)
+    cfg = resolve(run_settings(args), args.config)
     run = execute(cfg, progress=not args.quiet)
-    m = load_metrics(run)
+    r = load_result(run)
     if args.json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(r.to_json(), indent=2))
         return 0
-    o = m["metrics"]["overall"]
-    flag = "  [ORACLE: epoch chosen on the test fold]" if m["oracle"] else ""
-    print(f"{m['rep']} + {m['model']} on {m['protocol']}{'/' + m['dataset'] if m['dataset'] else ''} "
-          f"({m['data']}, {m['selection']}, seeds {m['seeds']}){flag}")
+    flag = "  [ORACLE: epoch chosen on the test fold]" if r.oracle else ""
+    print(f"{r.rep} + {r.model} on {r.protocol}{'/' + r.dataset if r.dataset else ''} "
+          f"({r.data}, {r.selection}, seeds {list(r.seeds)}){flag}")
     for name in ("uf1", "uar", "accuracy"):
-        ci = o[name]["ci"]
-        print(f"  {name.upper():<8} {o[name]['mean']:.4f}  95% CI [{ci['low']:.4f}, {ci['high']:.4f}] ({ci['unit']} bootstrap)")
-    for db, b in m["metrics"]["per_database"].items():
-        print(f"  {db:<8} UF1 {b['uf1']['mean']:.4f}  UAR {b['uar']['mean']:.4f}  (n={b['n']})")
-    print(f"  wall time {m['wall_s']:.0f} s -> {run}")
+        m = r.metrics.overall.metric(name)
+        print(f"  {name.upper():<8} {m.mean:.4f}  95% CI [{m.ci.low:.4f}, {m.ci.high:.4f}] ({m.ci.unit} bootstrap)")
+    for db, b in r.metrics.per_database.items():
+        print(f"  {db:<8} UF1 {b.uf1.mean:.4f}  UAR {b.uar.mean:.4f}  (n={b.n})")
+    print(f"  wall time {r.wall_s:.0f} s -> {run}")
+    for note in run_notes(run):  # blank / dropped inputs, a list that is not the official one, defects
+        print(f"  note: {note}")
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from benchmark.runner import load_metrics
+    from benchmark.results import load_result
     from benchmark.sweep import load_spec, run_sweep
 
-    sweep = load_spec(args.spec)
+    sweep = load_spec(args.spec, plugins=args.plugin)
+    for note in sweep.notes:
+        print(f"note: {note}")
     res = run_sweep(sweep, executor=args.executor, address=args.address, num_cpus=args.num_cpus,
                     progress=not args.quiet)
     print(f"{len(sweep.configs)} runs, {res.units} units: {len(res.ran)} scheduled, "
           f"{res.units - len(res.ran)} already done, {len(res.failed)} failed")
     for run in res.runs:
         if (run / "metrics.json").exists():
-            o = load_metrics(run)["metrics"]["overall"]
-            print(f"  UF1 {o['uf1']['mean']:.4f}  UAR {o['uar']['mean']:.4f}  {run}")
+            o = load_result(run).metrics.overall
+            print(f"  UF1 {o.uf1.mean:.4f}  UAR {o.uar.mean:.4f}  {run}")
         else:
             print(f"  (unfinished)     {run}")
     for unit, error in res.failed:
@@ -176,9 +230,9 @@ def cmd_sweep(args) -> int:
 def cmd_data_check(args) -> int:
     from benchmark.data_check import check, format_text
 
-    summary = check(args.dataset, Path(args.root))
+    summary = check(args.dataset, Path(args.root), images=args.images)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_text(summary))
-    return 0
+    return 1 if summary.get("images", {}).get("problems") else 0
 
 
 def cmd_leaderboard(args) -> int:
@@ -214,7 +268,7 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "compare": cmd_compare, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd,
+                "check": cmd_check, "compare": cmd_compare, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd, "evaluate": evaluate.cmd,
                 "analyze": analyze.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:

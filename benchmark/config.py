@@ -160,6 +160,8 @@ def resolve(cli: dict, yaml_path: str | Path | None = None) -> RunConfig:
             raise ConfigError(f"{yaml_path}: expected a mapping at top level")
         values.update(loaded)
     values.update({k: v for k, v in cli.items() if v is not None})
+    if "data" not in values:  # as on the command line: synthetic unless a data root is given
+        values["data"] = "real" if values.get("data_root") else "synthetic"
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
