@@ -67,6 +67,7 @@ class Plan:
     model: object
     report: object
     protocol: object
+    weights: dict | None = None  # published-weights: the checked checkpoint folder (benchmark/evaluate.py)
 
 
 def plan(cfg: RunConfig) -> Plan:
@@ -82,13 +83,18 @@ def plan(cfg: RunConfig) -> Plan:
     model = MODELS.get(cfg.model)(**params)
     if "device" in model.get_params():
         model.set_params(device=str(resolve_device(cfg.device)))
-    return Plan(cfg, sel, folds, rep, model, report, protocol)
+    p = Plan(cfg, sel, folds, rep, model, report, protocol)
+    if cfg.weights or cfg.selection == "published-weights":  # every checkpoint checked before any prediction
+        from benchmark.evaluate import check_weights
+
+        p.weights = check_weights(p)
+    return p
 
 
 def _selection(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, SelectionSet | None]:
     """Training indices and the set the epoch is chosen on, per selection mode."""
     mode, y = p.cfg.selection, p.sel.y
-    if mode == "fixed":
+    if mode in ("fixed", "published-weights"):  # the latter trains nothing (fold_model)
         return fold.train, None
     if mode == "oracle":  # reproduces scripts that pick the epoch on the test subject
         return fold.train, SelectionSet(X[fold.test], y[fold.test], "accuracy")
@@ -123,7 +129,12 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
 
 
 def fold_model(p: Plan, fold: Fold, X: np.ndarray, train: np.ndarray, selection, fold_seed: int):
-    """The fold's fitted model: trained on ``train`` (the one place a model is fitted for a fold)."""
+    """The fold's fitted model: trained on ``train`` (the one place a model is fitted for a fold),
+    or under selection ``published-weights`` the fold's published checkpoint, loaded, not trained."""
+    if p.weights is not None:
+        from benchmark.evaluate import published_model
+
+        return published_model(p, fold, X)
     model = clone(p.model)
     if "seed" in model.get_params():
         model.set_params(seed=fold_seed)
@@ -240,6 +251,8 @@ def run_fold_group(p: Plan, jobs: list[tuple[int, Fold, int]], X_shared: np.ndar
 def training_path(p: Plan, X_shared: np.ndarray | None) -> dict:
     """Fold-parallel or sequential, and why: recorded in the run folder's config.json."""
     mode = p.cfg.fold_parallel
+    if p.weights is not None:
+        return {"path": "sequential", "reason": "published-weights: each fold's checkpoint is loaded, nothing is trained"}
     if mode == "off":
         return {"path": "sequential", "reason": "fold_parallel=off"}
     if mode == "auto" and resolve_device(p.cfg.device).type != "cuda":
@@ -374,6 +387,7 @@ def _header(p: Plan) -> dict:
         "excluded_emotions": p.sel.excluded,
         "dataset_defects": [d.__dict__ for d in p.report.defects],
         "data_fingerprint": data_fingerprint(p.report.files, p.sel.samples, p.sel.y),
+        **({"published_weights": p.weights} if p.weights is not None else {}),
         "packages": package_versions(), "git_commit": git_commit(), "machine": machine(), "started": now(),
     }
 

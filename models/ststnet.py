@@ -39,7 +39,7 @@ class _STSTNet(nn.Module):
         return self.fc(self._features(x))
 
 
-@MODELS.register("ststnet")
+@MODELS.register()
 class STSTNet(TorchClassifier):
     """Published hyperparameters: Adam lr 5e-5, batch 256, 800 epochs; inputs
     fed as 0..255 floats in the order they were stored (cv2: strain, v, u).
@@ -62,3 +62,69 @@ class STSTNet(TorchClassifier):
         from models.fold_parallel import StackedSTSTNet
 
         return StackedSTSTNet(nets, in_shape)
+
+    # ---- published checkpoints (``python -m benchmark evaluate``, benchmark/evaluate.py)
+    def published_layout(self, in_shape, n_classes) -> dict[str, tuple[int, ...]]:
+        """Key -> shape of the public three-stream state dict for this input and class count.
+
+        The public module (the STSTNet authors' script) has one convolution and
+        one BatchNorm per stream, ``conv1/bn1`` (3 channels), ``conv2/bn2`` (5),
+        ``conv3/bn3`` (8), each ``Conv2d(in, c, 3, padding=2)`` then ReLU,
+        BatchNorm, max-pool 3/3 pad 1 and dropout 0.5; the three outputs are
+        concatenated in the order 1, 2, 3 along the channel axis, average-pooled
+        2/2, flattened and fed to ``fc`` (400 -> classes at 28x28x3 input).
+        """
+        net = self.build(tuple(in_shape), n_classes)
+        layout = {}
+        for i, c in enumerate(_STSTNet.STREAMS, 1):
+            layout[f"conv{i}.weight"] = (c, *net.conv.weight.shape[1:])
+            layout[f"conv{i}.bias"] = (c,)
+            for part in ("weight", "bias", "running_mean", "running_var"):
+                layout[f"bn{i}.{part}"] = (c,)
+            layout[f"bn{i}.num_batches_tracked"] = ()
+        layout["fc.weight"], layout["fc.bias"] = tuple(net.fc.weight.shape), tuple(net.fc.bias.shape)
+        return layout
+
+    def load_published(self, state_dict, in_shape, n_classes) -> "STSTNet":
+        """Make this model the published network whose public state dict is ``state_dict``.
+
+        Mapping onto the fused network (``_STSTNet``), every op after the
+        convolution being per-channel:
+
+        - ``conv.weight`` / ``conv.bias`` = ``cat(conv1, conv2, conv3)`` along the output
+          channels (3 + 5 + 8 = 16);
+        - ``bn.weight`` / ``bn.bias`` / ``bn.running_mean`` / ``bn.running_var`` =
+          ``cat(bn1, bn2, bn3)``; ``bn.num_batches_tracked`` = ``bn1``'s (the
+          three streams step together; it is not used in eval mode);
+        - ``fc`` unchanged: the public ``cat((x1, x2, x3), 1)`` followed by a
+          channel-major flatten is the fused layer's feature order.
+
+        A key missing from ``state_dict``, one it has that the layout does not
+        know, or a shape that does not fit is a ``ValueError`` naming the first
+        such key (in the checkpoint's order, then missing keys in layout order).
+        ``tests/test_evaluate.py`` checks the mapping against the public module.
+        """
+        from benchmark.core.device import resolve_device
+
+        layout = self.published_layout(in_shape, n_classes)
+        optional = {k for k in layout if k.endswith("num_batches_tracked")}
+        for key, value in state_dict.items():
+            if key not in layout:
+                raise ValueError(f"unexpected key {key!r} (the public STSTNet layout has conv1-3, bn1-3, fc)")
+            if tuple(value.shape) != layout[key]:
+                raise ValueError(f"key {key!r} has shape {tuple(value.shape)}, expected {layout[key]} "
+                                 f"(input {tuple(in_shape)}, {n_classes} classes)")
+        missing = [k for k in layout if k not in state_dict and k not in optional]
+        if missing:
+            raise ValueError(f"key {missing[0]!r} missing ({len(missing)} missing)")
+        net = self.build(tuple(in_shape), n_classes)
+        fused = {"fc.weight": state_dict["fc.weight"], "fc.bias": state_dict["fc.bias"],
+                 "bn.num_batches_tracked": state_dict.get("bn1.num_batches_tracked",
+                                                          net.bn.num_batches_tracked)}
+        for mod, part in (("conv", "weight"), ("conv", "bias"), ("bn", "weight"), ("bn", "bias"),
+                          ("bn", "running_mean"), ("bn", "running_var")):
+            fused[f"{mod}.{part}"] = torch.cat([state_dict[f"{mod}{i}.{part}"] for i in (1, 2, 3)])
+        net.load_state_dict({k: v.detach().float() if v.is_floating_point() else v for k, v in fused.items()})
+        self.net_ = net.to(resolve_device(self.device)).to(memory_format=torch.channels_last).eval()
+        self.weights_source_, self.best_epoch_, self.history_ = "published", None, []
+        return self
