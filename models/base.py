@@ -147,6 +147,7 @@ class TorchClassifier(Model):
 
     accepts = frozenset({"flow_image", "image"})
     predict_batch = 1024  # samples per forward pass at prediction
+    cuda_autocast = True  # bf16 autocast when training on CUDA (False: float32, as `perf --sections gpu` checks)
 
     def __init__(self, epochs: int = 100, lr: float = 1e-3, batch_size: int = 64,
                  weight_decay: float = 0.0, optimizer: str = "adam", loss: str = "ce",
@@ -188,7 +189,7 @@ class TorchClassifier(Model):
             net = net.to(memory_format=torch.channels_last)
         opt, loss_fn = self._optimizer(net.parameters()), self._loss(yt, n_classes)
         choice = EpochChoice(self, selection)
-        amp = dev.type == "cuda"  # bf16 autocast on GPU; CPU stays float32 and deterministic
+        amp = dev.type == "cuda" and self.cuda_autocast  # bf16 on GPU; CPU stays float32 and deterministic
         for epoch in range(1, self.epochs + 1):
             net.train()
             for idx in self._batches(yt, gen):
