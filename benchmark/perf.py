@@ -175,19 +175,17 @@ def cmd(args) -> int:
                      f"commit {git_commit()}.\n\n" + text)
     if args.out:
         out = Path(args.out)
-        old = out.read_text() if out.exists() else ""
-        head, _, notes = old.partition(NOTES_MARK)
-        if set(DEFAULT_SECTIONS) - set(sections) and head:
-            text = merge_sections(head, parts[1:])  # a partial run replaces its own sections only
-        else:
-            text = "\n".join(parts)
+        head, _, notes = (out.read_text() if out.exists() else "").partition(NOTES_MARK)
+        complete = not set(DEFAULT_SECTIONS) - set(sections)  # a partial run keeps the file's header
+        text = merge_sections(head, parts if complete else parts[1:]) if head.strip() else "\n".join(parts)
         out.write_text(text + (f"\n{NOTES_MARK}{notes}" if notes else ""))
     return 0
 
 
 def merge_sections(old: str, new_parts: list[str]) -> str:
-    """``old`` markdown with each ``## Title`` section of ``new_parts`` replacing its namesake
-    (or appended): ``perf --sections gpu --out results/PERF.md`` keeps the CPU sections."""
+    """``old`` markdown with each section of ``new_parts`` (``# Title`` header or ``## Title``)
+    replacing its namesake, or appended; the sections not run are kept:
+    ``perf --sections gpu --out results/PERF.md`` keeps the CPU sections, a CPU run the GPU one."""
     def split(text: str) -> list[str]:
         chunks, cur = [], []
         for line in text.splitlines(keepends=True):
@@ -200,7 +198,7 @@ def merge_sections(old: str, new_parts: list[str]) -> str:
         return chunks
 
     chunks = split(old)
-    title = lambda c: c.splitlines()[0] if c.startswith("## ") else None
+    title = lambda c: c.splitlines()[0].strip() if c.startswith("#") else None
     for part in new_parts:
         part = part.rstrip("\n") + "\n\n"
         at = [i for i, c in enumerate(chunks) if title(c) == title(part)]

@@ -42,3 +42,6 @@ def test_partial_perf_run_replaces_only_its_sections():
     assert new.index("## Training") < new.index("## GPU")
     added = merge_sections("# Performance\n\n## Training\n\nx\n", ["## GPU\n\ny\n"])
     assert added.endswith("## GPU\n\ny\n") and "x" in added
+    # a complete CPU run (header + its sections) keeps the GPU section it did not run
+    cpu = merge_sections(old, ["# Performance\n\nGenerated again\n", "## Training\n\nnew training\n"])
+    assert "Generated again" in cpu and "new training" in cpu and "none lent" in cpu and "old training" not in cpu
