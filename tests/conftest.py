@@ -31,3 +31,24 @@ def rep_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MER_BENCHMARK_JOBS", "1")
     return tmp_path / "cache" / "reps"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: a second thread costs more than it gives.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_images(n_per_class: int = 4, shape=(3, 28, 28), seed: int = 0):
+    """Random 0..255 float32 inputs of ``shape`` and balanced labels of three classes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 255, (3 * n_per_class, *shape)).astype(np.float32)
+    return X, np.repeat(np.arange(3), n_per_class)

@@ -12,13 +12,7 @@ from representations._dface_net import NSVQ, CVQVAE, load_checkpoint, preset_con
 CDE_CLASSES = ("negative", "positive", "surprise")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on a shared 2-core machine: a second thread costs more than it gives."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

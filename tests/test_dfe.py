@@ -11,12 +11,7 @@ from representations._dfe_features import displacements, fill_missing, frame_pla
 from representations.dfe import DFE, activation_matrix, average_nmi, bow_counts, normalized_entropy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rotation(rng) -> np.ndarray:

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from models.base import SelectionSet
 from models.ststnet import STSTNet, _STSTNet
+from tests.conftest import toy_images
 
 
 def _three_stream_reference(net: _STSTNet, x: torch.Tensor, training: bool) -> torch.Tensor:
@@ -43,28 +44,23 @@ def test_ststnet_has_published_shape():
     assert sum(p.numel() for p in net.parameters()) == 16 * 27 + 16 + 32 + 400 * 3 + 3
 
 
-def _toy(n_per_class=4, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(0, 255, (3 * n_per_class, 3, 28, 28)).astype(np.float32)
-    y = np.repeat(np.arange(3), n_per_class)
-    return X, y
 
 
 def test_ststnet_overfits_a_handful_of_samples():
-    X, y = _toy()
+    X, y = toy_images()
     m = STSTNet(epochs=150, lr=1e-2, batch_size=12, seed=0).fit(X, y, n_classes=3)
     assert (m.predict_proba(X).argmax(1) == y).mean() == 1.0
 
 
 def test_training_is_deterministic_on_cpu():
-    X, y = _toy()
+    X, y = toy_images()
     a = STSTNet(epochs=5, lr=1e-3, seed=7).fit(X, y, 3).predict_proba(X)
     b = STSTNet(epochs=5, lr=1e-3, seed=7).fit(X, y, 3).predict_proba(X)
     np.testing.assert_array_equal(a, b)
 
 
 def test_selection_keeps_best_epoch_weights():
-    X, y = _toy()
+    X, y = toy_images()
     m = STSTNet(epochs=30, lr=1e-2, batch_size=12, seed=0).fit(X, y, 3, selection=SelectionSet(X, y, "accuracy"))
     assert len(m.history_) == 30
     assert m.history_[m.best_epoch_ - 1] == max(m.history_)
@@ -72,7 +68,7 @@ def test_selection_keeps_best_epoch_weights():
 
 
 def test_unknown_optimizer_and_loss_are_clear_errors():
-    X, y = _toy()
+    X, y = toy_images()
     with pytest.raises(ValueError, match="unknown optimizer"):
         STSTNet(epochs=1, optimizer="lbfgsx").fit(X, y, 3)
     with pytest.raises(ValueError, match="unknown loss"):

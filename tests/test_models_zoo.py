@@ -13,24 +13,15 @@ from models import MODELS
 from models.base import aggregate_frames, frames_to_samples
 from models.losses import FocalLoss, make_loss
 from representations.base import KINDS
+from tests.conftest import toy_images
 
 NEW = ["offapexnet", "htnet", "htnet-small", "vit", "swin", "poolformer_m36", "poolformer_m48",
        "vit-tiny", "swin-tiny", "poolformer-tiny", "svm"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on a shared CPU: one thread avoids oversubscription stalls.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _toy(n_per_class=4, shape=(3, 28, 28), seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(0, 255, (3 * n_per_class, *shape)).astype(np.float32)
-    return X, np.repeat(np.arange(3), n_per_class)
 
 
 def _acc(model, X, y):
@@ -77,7 +68,7 @@ def test_focal_loss_matches_its_formula():
 
 
 def test_training_with_focal_loss_and_adamw():
-    X, y = _toy()
+    X, y = toy_images()
     m = MODELS.get("offapexnet")(epochs=40, lr=1e-3, batch_size=12, loss="focal", optimizer="adamw").fit(X, y, 3)
     assert _acc(m, X, y) == 1.0
 
@@ -146,7 +137,7 @@ def test_offapexnet_has_published_size_and_separate_streams():
 
 
 def test_offapexnet_reads_u_and_v_of_cv2_flow_images():
-    X, y = _toy()
+    X, y = toy_images()
     m = MODELS.get("offapexnet")(epochs=1).fit(X, y, 3)
     X2 = X.copy()
     X2[:, 0] = 0  # strain (channel 0 in cv2 order) is not an input by default
@@ -156,7 +147,7 @@ def test_offapexnet_reads_u_and_v_of_cv2_flow_images():
 
 
 def test_offapexnet_overfits_a_handful_of_samples():
-    X, y = _toy()
+    X, y = toy_images()
     m = MODELS.get("offapexnet")(epochs=40, lr=1e-3, batch_size=12).fit(X, y, 3)
     assert _acc(m, X, y) == 1.0
 
@@ -204,19 +195,19 @@ def test_htnet_small_size():
 
 
 def test_htnet_code_path_overfits():
-    X, y = _toy()
+    X, y = toy_images()
     m = MODELS.get("htnet")(dim=16, block_repeats=(1, 1, 2), epochs=60, lr=1e-3, batch_size=12).fit(X, y, 3)
     assert _acc(m, X, y) == 1.0
 
 
 def test_htnet_small_overfits():
-    X, y = _toy(n_per_class=2)
+    X, y = toy_images(n_per_class=2)
     m = MODELS.get("htnet-small")(epochs=80, lr=1e-3, batch_size=6).fit(X, y, 3)
     assert _acc(m, X, y) == 1.0
 
 
 def test_htnet_rejects_sizes_its_blocks_cannot_cut():
-    X, y = _toy(shape=(3, 30, 30))
+    X, y = toy_images(shape=(3, 30, 30))
     with pytest.raises(ValueError, match="multiple of patch_size"):
         MODELS.get("htnet")(epochs=1, dim=8).fit(X, y, 3)
 
@@ -246,14 +237,14 @@ def test_full_configurations_forward_backward(name, shape):
 
 @pytest.mark.parametrize("name", ["vit-tiny", "swin-tiny", "poolformer-tiny"])
 def test_tiny_timm_models_overfit_resized_flow_images(name):
-    X, y = _toy()  # 28x28, resized to the variant's 32x32 inside the model
+    X, y = toy_images()  # 28x28, resized to the variant's 32x32 inside the model
     m = MODELS.get(name)(epochs=50, lr=1e-3, batch_size=12, drop_path_rate=0.0).fit(X, y, 3)
     assert _acc(m, X, y) == 1.0
     assert m.weights_source_ == "scratch"
 
 
 def test_timm_grayscale_input_channel_order_and_bad_options():
-    X, y = _toy(shape=(1, 32, 32))
+    X, y = toy_images(shape=(1, 32, 32))
     m = MODELS.get("vit-tiny")(epochs=1).fit(X, y, 3)
     assert m.predict_proba(X).shape == (12, 3)
     X3 = torch.rand(2, 3, 32, 32) * 255
@@ -265,7 +256,7 @@ def test_timm_grayscale_input_channel_order_and_bad_options():
 
 
 def test_timm_local_checkpoint_is_loaded_and_recorded(tmp_path):
-    X, y = _toy(shape=(3, 32, 32))
+    X, y = toy_images(shape=(3, 32, 32))
     src = MODELS.get("vit-tiny")(epochs=1).fit(X, y, 3)
     sd = {k: v for k, v in src.net_.net.state_dict().items()}
     sd["head.weight"] = torch.zeros(1000, 32)  # an ImageNet-size head is dropped
@@ -296,7 +287,7 @@ def test_svm_separates_vectors_and_images():
         m = MODELS.get("svm")(kernel=kernel).fit(V, y, 3)
         p = m.predict_proba(V)
         assert np.allclose(p.sum(1), 1) and _acc(m, V, y) == 1.0
-    X, yi = _toy()
+    X, yi = toy_images()
     assert _acc(MODELS.get("svm")(kernel="linear").fit(X, yi, 3), X, yi) == 1.0
 
 
