@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -78,6 +80,74 @@ def check_same_inputs(out, old: dict, new: dict) -> None:
         raise RuntimeError(
             f"{out}: input files (frames or flow images) changed since this run's folds were computed; "
             "its results are for the old files: remove the folder (or choose another --out) to run again")
+
+
+def read_json(path: str | Path, hint: str = "") -> dict:
+    """A JSON file the suite wrote (config.json, a fold file, metrics.json, baselines); a
+    damaged one is a one-line error naming it, and ``hint`` says what to do."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}){'; ' + hint if hint else ''}") from None
+
+
+def _roots() -> list[tuple[str, str]]:
+    """(absolute prefix, portable name), longest prefix first."""
+    from benchmark.core.paths import CACHE_ENV, cache_root
+
+    repo = Path(__file__).resolve().parent.parent
+    roots = [(str(cache_root().resolve()), f"${CACHE_ENV}"), (str(cache_root()), f"${CACHE_ENV}"),
+             (str(repo), "."), (str(Path.home()), "~")]
+    return sorted(set(roots), key=lambda r: -len(r[0]))
+
+
+def portable_paths(obj):
+    """``obj`` (JSON-like) with absolute paths under the cache root, the repository or the
+    home folder written relative to them (``$MER_BENCHMARK_CACHE/reps``, ``./results``,
+    ``~/x``), also inside messages: a committed record names no machine's folders."""
+    if isinstance(obj, dict):
+        return {k: portable_paths(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable_paths(v) for v in obj]
+    if isinstance(obj, Path):
+        obj = str(obj)
+    if isinstance(obj, str):
+        for prefix, name in _roots():
+            obj = re.sub(re.escape(prefix) + r"(?=/|\b|$)", name.replace("\\", "\\\\"), obj)
+    return obj
+
+
+def checkpoint_records(*estimators) -> dict:
+    """``{parameter: {"path", "sha256", "bytes"}}`` of every checkpoint or weights file the
+    estimators' parameters name (and a representation's resolved default checkpoint): the
+    content identifies a checkpoint wherever it lies, the path alone does not."""
+    from benchmark.core.digest import file_digest
+
+    out = {}
+    for est in estimators:
+        files = {k: v for k, v in est.get_params().items()
+                 if isinstance(v, str) and ("checkpoint" in k or "weights" in k)}
+        if "checkpoint" not in files and hasattr(est, "checkpoint_path"):
+            try:
+                files["checkpoint"] = str(est.checkpoint_path())
+            except (OSError, ValueError, RuntimeError):  # a default not built yet
+                pass
+        for k, v in files.items():
+            path = Path(v).expanduser()
+            if path.is_file():
+                out[k] = {"path": portable_paths(str(path)), "sha256": file_digest(path),
+                          "bytes": path.stat().st_size}
+    return out
+
+
+_ABSOLUTE = re.compile(r"(?<![\w.$~])(/(?:home|root|tmp|Users|mnt|media|work|var|private|opt|srv|scratch|data)"
+                       r"/[^\s\"'`|;,)]*)|\b([A-Za-z]:\\[^\s\"'`|;,)]+)")
+
+
+def absolute_paths(text: str) -> list[str]:
+    """Absolute paths of a machine's folders in ``text`` (for ``benchmark check``)."""
+    return [a or b for a, b in _ABSOLUTE.findall(text)]
 
 
 def now() -> str:

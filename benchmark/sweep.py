@@ -40,7 +40,7 @@ from itertools import product
 from pathlib import Path
 
 from benchmark import rundir
-from benchmark.config import ConfigError, RunConfig, resolve
+from benchmark.config import ConfigError, RunConfig, check_params, load_yaml, resolve
 
 log = logging.getLogger("benchmark")
 
@@ -58,6 +58,7 @@ class Sweep:
     configs: tuple[RunConfig, ...]
     folds_per_unit: int = DEFAULT_FOLDS_PER_UNIT
     leaderboard: Path | None = None
+    notes: tuple[str, ...] = ()  # shared settings left out for entries that do not take them
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,7 @@ class SweepResult:
 
 def load_spec(path: str | Path) -> Sweep:
     """Read and validate a sweep spec (YAML); every error is one line naming the key."""
-    import yaml
-
-    spec = yaml.safe_load(Path(path).read_text())
+    spec = load_yaml(path)
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
     return expand(spec, where=str(path))
@@ -112,19 +111,43 @@ def expand(spec: dict, where: str = "sweep spec") -> Sweep:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
     lists = [_entries(spec, key, where) for key in LIST_KEYS]
     shared = _settings({k: v for k, v in spec.items() if k not in SPEC_ONLY_KEYS}, where)
-    configs = {}
+    configs, notes = {}, {}
     for (rep, r), (model, m), (protocol, pr) in product(*lists):
-        values = _merge(shared, r, m, pr)
-        if "data" not in values:  # as on the command line: synthetic unless a data root is given
-            values["data"] = "real" if values.get("data_root") else "synthetic"
         try:
             PROTOCOLS.get(protocol)
             check_compatible(rep, model)
+            values = _merge(_applicable(shared, rep, model, notes), r, m, pr)
+            if "data" not in values:  # as on the command line: synthetic unless a data root is given
+                values["data"] = "real" if values.get("data_root") else "synthetic"
             cfg = resolve({**values, "rep": rep, "model": model, "protocol": protocol})
+            check_params(cfg)
         except (KeyError, ValueError) as exc:
             raise ConfigError(f"{where}: {rep} + {model} + {protocol}: {exc}") from None
         configs.setdefault(cfg.run_id(), cfg)  # a name listed twice is one run
-    return Sweep(tuple(configs.values()), _folds_per_unit(spec, where), _leaderboard(spec, configs))
+    return Sweep(tuple(configs.values()), _folds_per_unit(spec, where), _leaderboard(spec, configs),
+                 tuple(notes))
+
+def _applicable(shared: dict, rep: str, model: str, notes: dict) -> dict:
+    """The shared settings that ``rep`` / ``model`` take: a shared ``epochs`` or a shared
+    rep/model parameter is left out for the entries without it, and ``notes`` says so
+    (an entry's own settings are never left out: there a wrong key is an error)."""
+    from models import MODELS
+    from representations import REPRESENTATIONS
+
+    takes = {"rep_params": set(REPRESENTATIONS.get(rep)._get_param_names()),
+             "model_params": set(MODELS.get(model)._get_param_names())}
+    out = dict(shared)
+    if "epochs" in out and "epochs" not in takes["model_params"]:
+        del out["epochs"]
+        notes.setdefault(f"shared epochs not applied to {model} (not trained in epochs)", None)
+    for key, name in (("rep_params", rep), ("model_params", model)):
+        if key in out:
+            skipped = sorted(set(out[key]) - takes[key])
+            out[key] = {k: v for k, v in out[key].items() if k in takes[key]}
+            if skipped:
+                notes.setdefault(f"shared {key} {', '.join(skipped)} not applied to {name} (no such parameter)", None)
+    return out
+
 
 
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"rep", "model", "protocol"}

@@ -81,8 +81,9 @@ class Representation(BaseEstimator):
         return {"rep": type(self).registry_name, **self.get_params()}
 
     def needs_frames(self) -> bool:
-        """Whether ``transform`` reads the samples' frames (False: precomputed extras only)."""
-        return True
+        """Whether ``transform`` reads the samples' frames (False: precomputed extras only).
+        By default the representations that say what frameless samples get (``on_missing``)."""
+        return "on_missing" in self.get_params()
 
     def training_subjects(self) -> set[str]:
         """Subjects whose data shaped this representation (contamination check)."""

@@ -299,3 +299,85 @@ def test_data_check_summarises_missing_frames_per_subject(syn_copy, capsys):
     out = capsys.readouterr().out
     assert "2 subject(s) have no frame folders: casme2/sub01, casme2/sub02" in out
     assert out.count("no frame folder ") == 0  # not one line per clip
+
+
+# ---------------------------------------------------------------- one line naming the file
+
+
+def test_damaged_run_files_are_named_on_resume_and_in_the_leaderboard(flow_root, tmp_path, capsys):
+    args = ["--rep", "precomputed", "--model", "logreg", "--protocol", "cde", "--data-root", str(flow_root),
+            "--out", str(tmp_path / "runs"), "--n-boot", "20"]
+    assert _run(capsys, *args)[0] == 0
+    run = next((tmp_path / "runs").iterdir())
+    fold = next((run / "folds").rglob("*.json"))
+    fold.write_text(fold.read_text()[:20])
+    rc, err = _run(capsys, *args)
+    assert rc == 2 and str(fold) in err and "not valid JSON" in err and "delete it" in err and "\n" not in err
+    (run / "metrics.json").write_text('{"run_id": ')
+    rc = main(["leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "LB.md")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and str(run / "metrics.json") in err and "\n" not in err
+    (run / "metrics.json").write_text('{"run_id": "x"}')
+    rc = main(["leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "LB.md")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and str(run) in err and "\n" not in err
+    (run / "config.json").write_text("{")
+    rc, err = _run(capsys, *args)
+    assert rc == 2 and str(run / "config.json") in err and "\n" not in err
+
+
+def test_a_data_root_that_is_a_file_says_so(tmp_path, capsys):
+    f = tmp_path / "data.zip"
+    f.write_bytes(b"PK")
+    rc, err = _run(capsys, "--rep", "precomputed", "--model", "logreg", "--protocol", "cde", "--data-root", str(f))
+    assert rc == 2 and "is a file, not a folder" in err
+
+
+def test_a_baselines_file_with_a_metric_typo_is_one_line(tmp_path, capsys):
+    path = tmp_path / "baselines.json"
+    path.write_text(json.dumps({"runs": [{"config": {"rep": "precomputed", "model": "logreg", "protocol": "cde",
+                                                     "data": "synthetic"}, "metrics": {"uf": 0.5}}]}))
+    rc = main(["check", "--baselines", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "runs[0].metrics: unknown metric 'uf'" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------- hygiene of recorded paths
+
+
+def test_rep_report_names_the_cache_relative_to_its_root(synthetic_tiny, tmp_path, rep_cache, capsys):
+    rc, err = _frames_run(capsys, synthetic_tiny, tmp_path)
+    assert rc == 0, err
+    text = (next((tmp_path / "runs").iterdir()) / "rep_report.json").read_text()
+    assert str(tmp_path) not in text and '"$MER_BENCHMARK_CACHE/reps"' in text
+
+
+def test_checkpoints_are_recorded_by_content(tmp_path):
+    import hashlib
+
+    from benchmark.provenance import checkpoint_records
+    from sklearn.base import BaseEstimator
+
+    class WithCheckpoint(BaseEstimator):
+        def __init__(self, checkpoint=None):
+            self.checkpoint = checkpoint
+
+    ck = tmp_path / "tok.pt"
+    ck.write_bytes(b"weights")
+    rec = checkpoint_records(WithCheckpoint(str(ck)))
+    assert rec["checkpoint"]["sha256"] == hashlib.sha256(b"weights").hexdigest() and rec["checkpoint"]["bytes"] == 7
+
+
+def test_benchmark_check_fails_on_an_absolute_path_in_results(tmp_path):
+    from benchmark.check import _check_paths
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "rep_report.json").write_text('{"cache": {"dir": "$MER_BENCHMARK_CACHE/reps"}}')
+    (tmp_path / "LEADERBOARD.md").write_text("| `r1` | ../shared/data |\n")
+    assert _check_paths(tmp_path) == []
+    (run / "config.json").write_text('{"rep_params": {"checkpoint": "/tmp/dfe/dfe.npz"}}')
+    (run / "folds").mkdir()
+    (run / "folds" / "x.json").write_text('"/home/me/y"')  # per-sample files are not committed
+    failures = _check_paths(tmp_path)
+    assert len(failures) == 1 and "config.json names the absolute path /tmp/dfe/dfe.npz" in failures[0]
