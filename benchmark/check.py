@@ -13,7 +13,8 @@ from pathlib import Path
 
 from benchmark.config import resolve
 from benchmark.leaderboard import collect, render
-from benchmark.runner import execute, load_metrics
+from benchmark.results import load_result
+from benchmark.runner import execute
 
 
 def _check_runs(baselines: dict, update: bool) -> list[str]:
@@ -21,8 +22,8 @@ def _check_runs(baselines: dict, update: bool) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         for entry in baselines["runs"]:
             cfg = resolve({**entry["config"], "out": tmp})
-            m = load_metrics(execute(cfg, progress=False))["metrics"]["overall"]
-            got = {k: round(m[k]["mean"], 4) for k in ("uf1", "uar")}
+            overall = load_result(execute(cfg, progress=False)).metrics.overall
+            got = {k: round(overall.metric(k).mean, 4) for k in CHECKED_METRICS}
             name = cfg.run_id()
             if update:
                 entry["metrics"] = got
@@ -47,9 +48,52 @@ def _check_leaderboard(results: Path) -> list[str]:
     return []
 
 
+CHECKED_METRICS = ("uf1", "uar")
+
+
+def load_baselines(path: Path) -> dict:
+    """The baselines file, checked before any run: every metric name known, every config valid."""
+    from benchmark.config import ConfigError
+    from benchmark.provenance import read_json
+
+    baselines = read_json(path)
+    runs = baselines.get("runs") if isinstance(baselines, dict) else None
+    if not isinstance(runs, list):
+        raise ValueError(f"{path}: expected {{\"runs\": [...]}}")
+    for i, entry in enumerate(runs):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise ValueError(f"{path}: runs[{i}] needs a \"config\" mapping")
+        unknown = sorted(set(entry.get("metrics") or {}) - set(CHECKED_METRICS))
+        if unknown:
+            raise ValueError(f"{path}: runs[{i}].metrics: unknown metric {unknown[0]!r} "
+                             f"(known: {', '.join(CHECKED_METRICS)})")
+        try:
+            resolve({**entry["config"], "out": "."})
+        except ConfigError as exc:
+            raise ValueError(f"{path}: runs[{i}].config: {exc}") from None
+    return baselines
+
+
+def _check_paths(results: Path) -> list[str]:
+    """Committed results must name no machine's folders (cache, home, temporary files)."""
+    from benchmark.provenance import absolute_paths
+
+    failures = []
+    for f in sorted(results.rglob("*")):
+        if f.suffix not in (".json", ".md") or "folds" in f.parts or not f.is_file():  # per-sample files are not committed
+            continue
+        found = absolute_paths(f.read_text(errors="replace"))
+        if found:
+            failures.append(f"{f} names the absolute path {found[0]}"
+                            + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
+    if not failures:
+        print(f"ok   no absolute paths under {results}")
+    return failures
+
+
 def run_check(path: Path, update: bool = False) -> int:
-    baselines = json.loads(path.read_text())
-    failures = _check_runs(baselines, update) + _check_leaderboard(path.parent)
+    baselines = load_baselines(path)
+    failures = _check_paths(path.parent) + _check_runs(baselines, update) + _check_leaderboard(path.parent)
     if update:
         path.write_text(json.dumps(baselines, indent=2) + "\n")
     for f in failures:

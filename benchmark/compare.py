@@ -8,18 +8,17 @@ the seed mean (the seeds of each run are averaged, they need not match).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmark.core.bootstrap import paired_bootstrap
-from benchmark.core.metrics import FAST_METRICS
+from benchmark.results import RunResult, load_result
+from benchmark.scoring import paired_metrics
 
 
-def load_predictions(run: Path) -> tuple[pd.DataFrame, dict]:
-    """(one row per sample with a prediction column per seed, metrics.json) of a run folder."""
+def load_predictions(run: Path) -> tuple[pd.DataFrame, RunResult]:
+    """(one row per sample with a prediction column per seed, the run's result) of a run folder."""
     run = Path(run)
     pred_file, metrics_file = run / "predictions.csv", run / "metrics.json"
     for f in (pred_file, metrics_file):
@@ -28,46 +27,28 @@ def load_predictions(run: Path) -> tuple[pd.DataFrame, dict]:
     df = pd.read_csv(pred_file, dtype={"subject": str, "clip": str})
     wide = df.pivot_table(index=["sample", "subject", "truth"], columns="seed", values="prediction",
                           aggfunc="first").reset_index()
-    return wide, json.loads(metrics_file.read_text())
+    return wide, load_result(metrics_file)
 
 
 def compare(run_a: Path, run_b: Path, n_boot: int = 1000, seed: int = 0) -> dict:
     """Differences ``a - b`` of UF1, UAR and accuracy with paired-bootstrap CIs and p-values."""
     a, ma = load_predictions(run_a)
     b, mb = load_predictions(run_b)
-    if ma["classes"] != mb["classes"] or ma["protocol"] != mb["protocol"]:
-        raise ValueError(f"runs differ in protocol or classes ({ma['protocol']} {ma['classes']} vs "
-                         f"{mb['protocol']} {mb['classes']}): not comparable")
+    if ma.classes != mb.classes or ma.protocol != mb.protocol:
+        raise ValueError(f"runs differ in protocol or classes ({ma.protocol} {list(ma.classes)} vs "
+                         f"{mb.protocol} {list(mb.classes)}): not comparable")
     if set(a["sample"]) != set(b["sample"]):
         only = sorted(set(a["sample"]) ^ set(b["sample"]))
         raise ValueError(f"the runs scored different samples ({len(only)} in one only, e.g. {only[0]})")
     both = a.merge(b, on="sample", suffixes=("_a", "_b"))
     if (both["truth_a"] != both["truth_b"]).any():
         raise ValueError("the runs disagree on a sample's true label: different label sets or data")
-    classes = {c: i for i, c in enumerate(ma["classes"])}
+    classes = {c: i for i, c in enumerate(ma.classes)}
     y = both["truth_a"].map(classes).to_numpy()
     pa = _codes(both, [c for c in a.columns if isinstance(c, (int, np.integer))], "_a", classes)
     pb = _codes(both, [c for c in b.columns if isinstance(c, (int, np.integer))], "_b", classes)
-    unit = ma.get("bootstrap_unit", "sample")
-    groups = both["subject_a"].to_numpy() if unit == "subject" else None
-    return {"a": ma["run_id"], "b": mb["run_id"], **paired_metrics(y, pa, pb, groups, n_boot, seed)}
-
-
-def paired_metrics(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, groups: np.ndarray | None,
-                   n_boot: int = 1000, seed: int = 0) -> dict:
-    """Seed-mean UF1/UAR/accuracy of predictions ``pa`` and ``pb`` (n, seeds) and the paired
-    bootstrap of ``a - b`` (resampling ``groups`` when given, else samples)."""
-    # seed by seed when the runs have as many seeds, else between their first seeds
-    differ = (pa != pb).mean() if pa.shape == pb.shape else (pa[:, 0] != pb[:, 0]).mean()
-    out = {"n": int(len(y)), "unit": "subject" if groups is not None else "sample",
-           "predictions_differing": float(differ), "metrics": {}}
-    for name, fn in FAST_METRICS.items():
-        def seed_mean(y_true, pred, fn=fn):
-            return float(np.mean([fn(y_true, pred[:, s]) for s in range(pred.shape[1])]))
-
-        out["metrics"][name] = {"a": seed_mean(y, pa), "b": seed_mean(y, pb),
-                                **paired_bootstrap(seed_mean, y, pa, pb, groups=groups, n_boot=n_boot, seed=seed)}
-    return out
+    groups = both["subject_a"].to_numpy() if ma.bootstrap_unit == "subject" else None
+    return {"a": ma.run_id, "b": mb.run_id, **paired_metrics(y, pa, pb, groups, n_boot, seed)}
 
 
 def _codes(df: pd.DataFrame, seeds: list, suffix: str, classes: dict) -> np.ndarray:

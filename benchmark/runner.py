@@ -1,13 +1,18 @@
 """The runner: the one place where datasets, protocols, representations and models meet.
 
-    read dataset -> protocol.select/split -> per fold: clone(rep).fit(train),
-    transform, clone(model).fit(train) -> predict test -> fold file (atomic)
-    -> pooled metrics + bootstrap CIs -> run folder
+A run is four steps, the same for ``execute`` (one process) and ``benchmark.sweep`` (folds
+cut into units, possibly on other machines):
+
+    open_run         plan (read dataset, protocol.select/split, templates) + config.json
+    shared_features  one transform of every sample, unless the representation learns per fold
+    run_listed_folds per fold: clone(rep).fit(train), transform, clone(model).fit(train),
+                     predict test -> fold file (atomic; finished folds are read back)
+    finalize_run     pool + score (benchmark.scoring), the oracle twin (benchmark.twin),
+                     metrics.json and friends (benchmark.rundir)
 """
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,18 +20,26 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
-from benchmark import rundir
-from benchmark.config import RunConfig
-from benchmark.datasets import read_dataset
-from benchmark.provenance import data_fingerprint, git_commit, machine, now, package_versions
-from models import MODELS
+from benchmark import rundir, scoring
+from benchmark.config import RunConfig, check_params
 from benchmark.core.device import resolve_device
-from models.base import SelectionSet
+from benchmark.core.samples import DatasetReport
+from benchmark.datasets import read_dataset
+from benchmark.inputs import apply_frames_policy, inputs_record
+from benchmark.parallel import run_units
+from benchmark.plugins import load_plugins
+from benchmark.provenance import (checkpoint_records, data_fingerprint, git_commit, input_fingerprint, machine, now,
+                                  package_versions)
+from benchmark.results import FoldRecord, load_result
+from benchmark.twin import fixed_companion
+from models import MODELS
+from models.base import Model, SelectionSet
 from protocols import PROTOCOLS
-from protocols.base import Fold, Selection, carve_validation, missing_classes
+from protocols.base import Fold, Protocol, Selection, carve_validation, missing_classes
 from representations import REPRESENTATIONS
+from representations.base import Representation
 
-log = logging.getLogger("benchmark")
+Job = tuple[int, Fold, int]  # (fold index, fold, seed)
 
 
 class IncompatibleError(ValueError):
@@ -52,46 +65,60 @@ def data_root(cfg: RunConfig) -> Path:
         return ensure_synthetic()
     root = Path(cfg.data_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root} does not exist")
+        raise FileNotFoundError(f"--data-root {root} {'is a file, not a folder' if root.exists() else 'does not exist'}")
     return root
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """Everything fixed before training: the selection, its folds and templates."""
+    """Everything fixed before training: the protocol's samples, its folds and the templates."""
 
     cfg: RunConfig
     sel: Selection
-    folds: list[Fold]
-    rep: object
-    model: object
-    report: object
-    protocol: object
+    folds: tuple[Fold, ...]
+    rep: Representation
+    model: Model
+    report: DatasetReport
+    protocol: Protocol
     weights: dict | None = None  # published-weights: the checked checkpoint folder (benchmark/evaluate.py)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.cfg.out) / self.cfg.run_id()
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """Every (fold name, seed) of the run, seed by seed."""
+        return [(f.name, seed) for seed in self.cfg.seeds for f in self.folds]
+
+    def records(self) -> list[FoldRecord | None]:
+        """The fold files on disk, in ``jobs`` order (None: not finished)."""
+        return [rundir.load_fold(self.folder, seed, name, self.sel.samples, self.sel.y) for name, seed in self.jobs()]
 
 
 def plan(cfg: RunConfig) -> Plan:
+    load_plugins(cfg.plugins)  # user entries register before their names are looked up
     check_compatible(cfg.rep, cfg.model)
+    check_params(cfg)  # parameter names and epochs, before any data is read
     protocol = PROTOCOLS.get(cfg.protocol)(dataset=cfg.dataset)
     report = read_dataset(protocol.source, data_root(cfg) / protocol.source, **cfg.data_params)
-    sel = protocol.select(report)
+    sel, rep_params = apply_frames_policy(cfg, report, protocol.select(report))  # benchmark/inputs.py
     folds = protocol.split(sel, seed=cfg.split_seed)
-    rep = REPRESENTATIONS.get(cfg.rep)(**cfg.rep_params)
+    rep = REPRESENTATIONS.get(cfg.rep)(**rep_params)
     params = dict(cfg.model_params)
     if cfg.epochs is not None:
         params["epochs"] = cfg.epochs
     model = MODELS.get(cfg.model)(**params)
     if "device" in model.get_params():
         model.set_params(device=str(resolve_device(cfg.device)))
-    p = Plan(cfg, sel, folds, rep, model, report, protocol)
+    p = Plan(cfg, sel, tuple(folds), rep, model, report, protocol)
     if cfg.weights or cfg.selection == "published-weights":  # every checkpoint checked before any prediction
         from benchmark.evaluate import check_weights
 
-        p.weights = check_weights(p)
+        p = replace(p, weights=check_weights(p))
     return p
 
 
-def _selection(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, SelectionSet | None]:
+def _epoch_choice_data(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, SelectionSet | None]:
     """Training indices and the set the epoch is chosen on, per selection mode."""
     mode, y = p.cfg.selection, p.sel.y
     if mode in ("fixed", "published-weights"):  # the latter trains nothing (fold_model)
@@ -113,16 +140,16 @@ def _contamination(p: Plan, rep, fold: Fold) -> list[str]:
     return sorted(leaked)
 
 
-def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | None) -> dict:
+def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | None) -> FoldRecord:
     """Train and evaluate one fold; returns the fold record written to disk."""
     t0 = time.perf_counter()
     rep = p.rep
-    if getattr(p.rep, "learned", False):
+    if p.rep.learned:
         rep = clone(p.rep).fit([p.sel.samples[i] for i in fold.train], p.sel.y[fold.train])
     leaked = _contamination(p, rep, fold)
     X = X_shared if X_shared is not None else rep.transform(p.sel.samples)
     fold_seed = _fold_seed(seed, index)
-    train, selection = _selection(p, fold, X, fold_seed)
+    train, selection = _epoch_choice_data(p, fold, X, fold_seed)
     model = fold_model(p, fold, X, train, selection, fold_seed)
     return _record(p, fold, seed, model, model.predict_proba(X[fold.test]), train, leaked,
                    time.perf_counter() - t0, "sequential")
@@ -147,92 +174,24 @@ def _fold_seed(seed: int, index: int) -> int:
     return seed * 100_003 + index
 
 
-def _record(p: Plan, fold: Fold, seed: int, model, proba, train, leaked, seconds: float, training: str) -> dict:
-    rec = {
-        "fold": fold.name, "seed": seed, "test": fold.test.tolist(), "proba": proba.round(6).tolist(),
-        "pred": proba.argmax(1).tolist(), "best_epoch": getattr(model, "best_epoch_", None),
-        "missing_train_classes": [p.sel.classes[c] for c in missing_classes(p.sel.y[train], len(p.sel.classes))],
-        "contaminated_subjects": leaked, "weights_source": getattr(model, "weights_source_", None),
-        "seconds": round(seconds, 3), "training": training,
-    }
+def _record(p: Plan, fold: Fold, seed: int, model, proba, train, leaked, seconds: float,
+            training: str) -> FoldRecord:
+    picked = [p.sel.samples[i] for i in fold.test]
     last = getattr(model, "last_selection_proba_", None)
-    if p.cfg.selection == "oracle" and last is not None:  # the test fold's last epoch: see fixed_companion
-        rec["last_epoch_proba"] = np.asarray(last).round(6).tolist()
-        rec["last_epoch_pred"] = np.asarray(last).argmax(1).tolist()
-    return rec
+    last = np.asarray(last) if p.cfg.selection == "oracle" and last is not None else None  # see benchmark.twin
+    return FoldRecord(
+        fold=fold.name, seed=seed, test=tuple(fold.test.tolist()), keys=tuple(s.key for s in picked),
+        subjects=tuple(s.subject for s in picked), databases=tuple(s.dataset for s in picked),
+        truth=tuple(p.sel.y[fold.test].tolist()), proba=tuple(map(tuple, proba.round(6).tolist())),
+        pred=tuple(proba.argmax(1).tolist()), best_epoch=getattr(model, "best_epoch_", None),
+        missing_train_classes=tuple(p.sel.classes[c] for c in missing_classes(p.sel.y[train], len(p.sel.classes))),
+        contaminated_subjects=tuple(leaked), weights_source=getattr(model, "weights_source_", None),
+        seconds=round(seconds, 3), training=training,
+        last_epoch_proba=None if last is None else tuple(map(tuple, last.round(6).tolist())),
+        last_epoch_pred=None if last is None else tuple(last.argmax(1).tolist()))
 
 
-def fixed_companion(p: Plan, records: list[dict]) -> dict | None:
-    """The ``fixed`` counterpart of an oracle run, and the paired oracle-minus-fixed difference.
-
-    Oracle selection trains exactly what ``fixed`` trains (the per-epoch test
-    scoring runs in eval mode under no_grad and draws no random numbers; see
-    ``models.base.EpochChoice``) and records each fold's last-epoch test
-    predictions, which are the fixed run's. They are written as the fixed
-    configuration's own run folder (``derived_from`` in its config.json), so
-    every oracle row comes with its honest counterpart at no extra training.
-    Folds that a direct fixed run already wrote are kept, not replaced (the note
-    counts how many of their predictions agree); an older oracle run without
-    last-epoch predictions is compared with a finished direct fixed run.
-    """
-    if not records:
-        return None
-    q = Plan(**{**p.__dict__, "cfg": replace(p.cfg, selection="fixed")})
-    out = Path(q.cfg.out) / q.cfg.run_id()
-    on_disk = [rundir.load_fold(out, r["seed"], r["fold"]) for r in records]
-    tag = f"last epoch of oracle run {p.cfg.run_id()}"
-    direct = [d if d is not None and tag not in d.get("training", "") else None for d in on_disk]
-    n_direct = sum(d is not None for d in direct)
-    finished = all(d is not None for d in on_disk) and (out / "metrics.json").exists()
-    note = {"run_id": q.cfg.run_id(), "derived_folds": 0, "direct_folds": n_direct}
-    if any("last_epoch_pred" not in r for r in records):
-        if not finished:
-            return None
-        fixed = on_disk
-    else:
-        derived = []
-        for r in records:
-            rec = {k: v for k, v in r.items() if not k.startswith("last_epoch_")}
-            rec.update(proba=r["last_epoch_proba"], pred=r["last_epoch_pred"],
-                       best_epoch=q.model.get_params().get("epochs"),
-                       training=f"{r.get('training', 'sequential')}; {tag}")
-            derived.append(rec)
-        agree = sum(int(np.sum(np.array(d["pred"]) == np.array(e["pred"]))) for d, e in zip(direct, derived) if d)
-        note.update(derived_folds=len(records) - n_direct,
-                    direct_predictions_agreeing=f"{agree}/{sum(len(d['pred']) for d in direct if d)}")
-        fixed = [old or rec for rec, old in zip(derived, direct)]  # a direct run's folds win
-        if not finished:
-            origin = Path(p.cfg.out) / p.cfg.run_id() / "config.json"
-            trained = json.loads(origin.read_text()) if origin.exists() else {}
-            header = {**_header(q), "derived_from": p.cfg.run_id(),
-                      "training": {"path": "derived", "reason": f"last epoch of oracle run {p.cfg.run_id()}"},
-                      **{k: trained[k] for k in ("git_commit", "started") if k in trained}}  # when it was trained
-            try:
-                rundir.prepare(out, header)
-            except RuntimeError as err:  # e.g. a run on other data in that folder: keep the oracle run
-                log.warning("fixed companion not written: %s", err)
-                return {**note, "error": str(err)}
-            for rec, old in zip(derived, on_disk):
-                if old is None:
-                    rundir.save_fold(out, rec)
-            rundir.finalize(out, q, fixed, wall_s=0.0)
-    note["oracle_minus_fixed"] = _oracle_minus_fixed(p, records, fixed)
-    return note
-
-
-def _oracle_minus_fixed(p: Plan, oracle: list[dict], fixed: list[dict]) -> dict:
-    from benchmark.compare import paired_metrics
-
-    test, po, _ = rundir.pool_predictions(p, oracle)
-    _, pf, _ = rundir.pool_predictions(p, fixed)
-    groups = np.array([p.sel.samples[i].subject for i in test])
-    unit_groups = groups if p.protocol.bootstrap_unit == "subject" and len(set(groups)) > 1 else None
-    res = paired_metrics(p.sel.y[test], po.T, pf.T, unit_groups, n_boot=p.cfg.n_boot)
-    return {"n": res["n"], "unit": res["unit"], "predictions_differing": res["predictions_differing"],
-            **{k: {f: m[f] for f in ("difference", "low", "high", "p_value")} for k, m in res["metrics"].items()}}
-
-
-def run_fold_group(p: Plan, jobs: list[tuple[int, Fold, int]], X_shared: np.ndarray) -> list[dict]:
+def run_fold_group(p: Plan, jobs: list[Job], X_shared: np.ndarray) -> list[FoldRecord]:
     """Train the folds of ``jobs`` (one seed) as one stacked model (``models/fold_parallel.py``);
     each fold's weights, batches and dropout are those its own ``run_fold`` would draw."""
     from models.fold_parallel import fit_folds
@@ -248,7 +207,7 @@ def run_fold_group(p: Plan, jobs: list[tuple[int, Fold, int]], X_shared: np.ndar
             for (_, fold, seed), m, lk in zip(jobs, models, leaked)]
 
 
-def training_path(p: Plan, X_shared: np.ndarray | None) -> dict:
+def training_path(p: Plan) -> dict:
     """Fold-parallel or sequential, and why: recorded in the run folder's config.json."""
     mode = p.cfg.fold_parallel
     if p.weights is not None:
@@ -258,7 +217,7 @@ def training_path(p: Plan, X_shared: np.ndarray | None) -> dict:
     if mode == "auto" and resolve_device(p.cfg.device).type != "cuda":
         return {"path": "sequential",
                 "reason": "fold_parallel=auto uses the stacked path on CUDA only (on CPU it is slower: see results/PERF.md)"}
-    if X_shared is None:
+    if p.rep.learned:
         return {"path": "sequential", "reason": f"representation {p.cfg.rep!r} is fitted per fold"}
     from models.fold_parallel import unsupported
 
@@ -268,65 +227,9 @@ def training_path(p: Plan, X_shared: np.ndarray | None) -> dict:
     return {"path": "fold-parallel", "reason": f"fold_parallel={mode}"}
 
 
-def execute(cfg: RunConfig, progress: bool = True) -> Path:
-    """Run (or resume) ``cfg``; returns the run folder.
-
-    Finished folds are read back from the run folder, so an interrupted run
-    resumes where it stopped. With ``workers > 1`` the remaining folds train in
-    parallel processes (one torch thread each); every fold has its own seed, so
-    the numbers do not depend on the worker count beyond floating-point noise.
-    """
-    t0 = time.perf_counter()
-    p = plan(cfg)
-    X_shared = None if getattr(p.rep, "learned", False) else p.rep.transform(p.sel.samples)
-    out = rundir.prepare(Path(cfg.out) / cfg.run_id(), {**_header(p), "training": training_path(p, X_shared)})
-    _write_rep_report(out, p.rep)
-    jobs = [(i, f, seed) for seed in cfg.seeds for i, f in enumerate(p.folds)]
-    todo = [j for j in jobs if rundir.load_fold(out, j[2], j[1].name) is None]
-    bar = _progress(len(jobs), len(jobs) - len(todo), progress)
-    for rec in _train(p, todo, X_shared):
-        rundir.save_fold(out, rec)
-        bar.update(1)
-    bar.close()
-    records = [rundir.load_fold(out, seed, f.name) for _, f, seed in jobs]
-    rundir.finalize(out, p, records, wall_s=time.perf_counter() - t0, companion=fixed_companion(p, records))
-    return out
-
-
-def _write_rep_report(out: Path, rep) -> None:
-    """Fallbacks a representation recorded in ``report_`` (nearest frame, no face
-    found, spotted apex...) -> ``rep_report.json`` in the run folder."""
-    events = getattr(rep, "report_", None)
-    if events is None:
-        return
-    from collections import Counter
-
-    report = {"recipe": rep.recipe(), "counts": dict(Counter(e.get("kind", "?") for e in events)),
-              "cache": getattr(rep, "cache_stats_", None), "events": events}
-    rundir.write_atomic(out / "rep_report.json", json.dumps(report, indent=1, default=str))
-
-
-def _train(p: Plan, todo: list, X_shared):
-    """Yield fold records, in-process or from a pool of worker processes; a unit of work is
-    one fold, or a group of one seed's folds trained stacked (see ``training_path``)."""
-    units = _units(p, todo, X_shared)
-    if p.cfg.workers == 1 or len(units) <= 1:
-        for unit in units:
-            yield from _run_unit(p, unit, X_shared)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = mp.get_context("spawn")  # fork after torch/OpenMP start-up can deadlock
-    with ProcessPoolExecutor(p.cfg.workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(p, X_shared)) as pool:
-        futures = [pool.submit(_worker_unit, unit) for unit in units]
-        for fut in as_completed(futures):
-            yield from fut.result()
-
-
-def _units(p: Plan, todo: list, X_shared) -> list[list]:
-    if not todo or training_path(p, X_shared)["path"] != "fold-parallel":
+def _units(p: Plan, todo: list[Job]) -> list[list[Job]]:
+    """Units of work: one fold each, or groups of one seed's folds trained stacked."""
+    if not todo or training_path(p)["path"] != "fold-parallel":
         return [[job] for job in todo]
     units = []
     for seed in dict.fromkeys(s for _, _, s in todo):
@@ -336,70 +239,82 @@ def _units(p: Plan, todo: list, X_shared) -> list[list]:
     return units
 
 
-def _run_unit(p: Plan, unit: list, X_shared) -> list[dict]:
-    if len(unit) == 1 and training_path(p, X_shared)["path"] == "sequential":
+def _run_unit(p: Plan, X_shared: np.ndarray | None, unit: list[Job]) -> list[FoldRecord]:
+    if len(unit) == 1 and training_path(p)["path"] == "sequential":
         index, fold, seed = unit[0]
         return [run_fold(p, fold, index, seed, X_shared)]
     return run_fold_group(p, unit, X_shared)
 
 
-_WORKER: dict = {}
+# ---------------------------------------------------------------- the four steps of a run
 
 
-def _worker_init(p: Plan, X_shared) -> None:
-    import torch
-
-    _end_with_parent()
-    torch.set_num_threads(1)
-    _WORKER.update(plan=p, X=X_shared)
+def open_run(cfg: RunConfig) -> tuple[Plan, Path]:
+    """Plan ``cfg`` and create (or reopen) its run folder with ``config.json``."""
+    p = plan(cfg)
+    return p, rundir.prepare(p.folder, {**run_header(p), "training": training_path(p)})
 
 
-def _end_with_parent() -> None:
-    """Linux: a worker gets SIGTERM when the run's process dies, so killing a run does not
-    leave its workers training folds nobody will collect."""
-    import multiprocessing as mp
-    import os
-    import signal
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    parent = mp.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before the call above
-        os._exit(1)
+def shared_features(p: Plan) -> np.ndarray | None:
+    """The template representation's features of every sample (None when it is learned per fold);
+    its fallbacks (nearest frame, no face found, spotted apex...) go to ``rep_report.json``."""
+    if p.rep.learned:
+        return None
+    X = p.rep.transform(p.sel.samples)
+    events = getattr(p.rep, "report_", None)
+    if events is not None:
+        rundir.write_rep_report(p.folder, p.rep.recipe(), events, getattr(p.rep, "cache_stats_", None))
+    return X
 
 
-def _worker_unit(unit: list) -> list[dict]:
-    return _run_unit(_WORKER["plan"], unit, _WORKER["X"])
+def run_listed_folds(p: Plan, jobs: list[tuple[str, int]], X_shared: np.ndarray | None = None,
+                     progress: bool = False) -> list[FoldRecord]:
+    """Train the ``(fold name, seed)`` jobs of a planned run into its run folder, ``workers`` at a
+    time; folds already on disk are read back, not retrained. Returns the records in ``jobs`` order."""
+    index = {f.name: (i, f) for i, f in enumerate(p.folds)}
+    todo = [(*index[name], seed) for name, seed in jobs if not rundir.has_fold(p.folder, seed, name)]
+    if todo and X_shared is None:
+        X_shared = shared_features(p)
+    done, bar = {}, _progress(len(jobs), len(jobs) - len(todo), progress)
+    for rec in run_units(_run_unit, _units(p, todo), p.cfg.workers, p, X_shared):
+        rundir.save_fold(p.folder, rec)
+        done[(rec.fold, rec.seed)] = rec
+        bar.update(1)
+    bar.close()
+    return [done.get((name, seed)) or rundir.load_fold(p.folder, seed, name, p.sel.samples, p.sel.y)
+            for name, seed in jobs]
 
 
-def _header(p: Plan) -> dict:
-    return {
-        "config": p.cfg.as_dict(), "run_id": p.cfg.run_id(), "protocol": p.protocol.describe(),
-        "rep_recipe": p.rep.recipe(), "model_params": p.model.get_params(), "classes": list(p.sel.classes),
-        "n_samples": len(p.sel.samples), "n_subjects": len(set(p.sel.groups)), "n_folds": len(p.folds),
-        "excluded_emotions": p.sel.excluded,
-        "dataset_defects": [d.__dict__ for d in p.report.defects],
-        "data_fingerprint": data_fingerprint(p.report.files, p.sel.samples, p.sel.y),
-        **({"published_weights": p.weights} if p.weights is not None else {}),
-        "packages": package_versions(), "git_commit": git_commit(), "machine": machine(), "started": now(),
-    }
+def finalize_run(p: Plan, wall_s: float) -> Path:
+    """Score every fold file of a planned run into metrics.json, predictions.csv, ... (and an
+    oracle run's fixed twin); a missing fold is an error."""
+    records = p.records()
+    missing = [f"seed{seed}/{name}" for (name, seed), r in zip(p.jobs(), records) if r is None]
+    if missing:
+        raise RuntimeError(f"{p.folder}: {len(missing)} fold(s) not finished, e.g. {missing[0]}")
+    result = scoring.run_result(p.cfg, p.sel.classes, p.protocol.bootstrap_unit, p.model.get_params().get("epochs"),
+                                records, wall_s, companion=fixed_companion(p, records, run_header),
+                                derived_from=(rundir.read_header(p.folder) or {}).get("derived_from"))
+    rundir.write_run(p.folder, result, records)
+    return p.folder
 
 
-def _progress(total: int, done: int, enabled: bool):
-    from tqdm import tqdm
+def execute(cfg: RunConfig, progress: bool = True) -> Path:
+    """Run (or resume) ``cfg``: the four steps in this process; returns the run folder.
 
-    return tqdm(total=total, initial=done, desc="folds", unit="fold", disable=not enabled, leave=False)
+    Finished folds are read back from the run folder, so an interrupted run resumes where it
+    stopped. With ``workers > 1`` the remaining folds train in parallel processes (one torch
+    thread each); every fold has its own seed, so the numbers do not depend on the worker
+    count beyond floating-point noise.
+    """
+    t0 = time.perf_counter()
+    p, _ = open_run(cfg)
+    run_listed_folds(p, p.jobs(), shared_features(p), progress=progress)
+    return finalize_run(p, wall_s=time.perf_counter() - t0)
 
 
 def refinalize(run: Path) -> Path:
-    """Pool a finished run's fold files again with the current code (metrics.json, predictions,
+    """Score a finished run's fold files again with the current code (metrics.json, predictions,
     an oracle run's fixed-counterpart note), keeping its config.json and wall time: for runs
     made before a field existed. The data must be the data the run was made on."""
     from benchmark.config import resolve
@@ -412,62 +327,35 @@ def refinalize(run: Path) -> Path:
     p = plan(cfg)
     if data_fingerprint(p.report.files, p.sel.samples, p.sel.y) != header.get("data_fingerprint"):
         raise RuntimeError(f"{run}: the data under {cfg.data_root} are not those the run was made on")
-    records = [rundir.load_fold(run, seed, f.name) for seed in cfg.seeds for f in p.folds]
-    if any(r is None for r in records):
+    if not all(rundir.has_fold(run, seed, name) for name, seed in p.jobs()):
         raise RuntimeError(f"{run}: not finished (fold files missing); resume it with `benchmark run`")
-    wall = json.loads((run / "metrics.json").read_text())["wall_s"] if (run / "metrics.json").exists() else 0.0
-    rundir.finalize(run, p, records, wall_s=wall, companion=fixed_companion(p, records))
-    return run
+    return finalize_run(p, wall_s=load_result(run).wall_s if (run / "metrics.json").exists() else 0.0)
 
 
 def load_metrics(run: Path) -> dict:
-    return json.loads((Path(run) / "metrics.json").read_text())
+    """A run's metrics.json as plain JSON types, migrated to the current schema (for scripts;
+    the suite's readers take the typed ``benchmark.results.load_result``)."""
+    return load_result(run).to_json()
 
 
-# ---- plumbing for sweeps (benchmark/sweep.py): one run split into units of folds, possibly on
-# other machines; each step does what ``execute`` does, so the run folder comes out the same.
-
-def open_run(cfg: RunConfig) -> tuple[Plan, Path]:
-    """Plan ``cfg`` and create (or reopen) its run folder with ``config.json`` (features are
-    not computed here: ``training_path`` only asks whether they are shared)."""
-    p = plan(cfg)
-    shared = None if getattr(p.rep, "learned", False) else np.empty(0)
-    return p, rundir.prepare(Path(cfg.out) / cfg.run_id(), {**_header(p), "training": training_path(p, shared)})
-
-
-def shared_features(p: Plan) -> np.ndarray | None:
-    """The template representation's features of every sample (None when it is learned per fold);
-    writes ``rep_report.json`` like ``execute``."""
-    if getattr(p.rep, "learned", False):
-        return None
-    X = p.rep.transform(p.sel.samples)
-    _write_rep_report(Path(p.cfg.out) / p.cfg.run_id(), p.rep)
-    return X
+def run_header(p: Plan) -> dict:
+    """A planned run's config.json: resolved config, recipe, counts, provenance."""
+    return {
+        "config": p.cfg.as_dict(), "run_id": p.cfg.run_id(), "protocol": p.protocol.describe(),
+        "rep_recipe": p.rep.recipe(), "model_params": p.model.get_params(), "classes": list(p.sel.classes),
+        "n_samples": len(p.sel.samples), "n_subjects": len(set(p.sel.groups)), "n_folds": len(p.folds),
+        "excluded_emotions": p.sel.excluded,
+        "dataset_defects": [d.__dict__ for d in p.report.defects],
+        "data_fingerprint": data_fingerprint(p.report.files, p.sel.samples, p.sel.y),
+        "input_fingerprint": input_fingerprint(p.sel.samples), "inputs": inputs_record(p),
+        "checkpoints": checkpoint_records(p.rep, p.model),
+        **({"published_weights": p.weights} if p.weights is not None else {}),
+        "packages": package_versions(), "plugins": load_plugins(p.cfg.plugins),
+        "git_commit": git_commit(), "machine": machine(), "started": now(),
+    }
 
 
-def run_listed_folds(p: Plan, jobs: list[tuple[str, int]], X_shared=None) -> list[dict]:
-    """Train the ``(fold name, seed)`` jobs of a planned run into its run folder; folds already
-    on disk are read back, not retrained. Returns the records in ``jobs`` order."""
-    out = Path(p.cfg.out) / p.cfg.run_id()
-    index = {f.name: (i, f) for i, f in enumerate(p.folds)}
-    todo = [(*index[name], seed) for name, seed in jobs if rundir.load_fold(out, seed, name) is None]
-    if todo and X_shared is None:
-        X_shared = shared_features(p)
-    done = {}
-    for rec in _train(p, todo, X_shared):
-        rundir.save_fold(out, rec)
-        done[(rec["fold"], rec["seed"])] = rec
-    return [done.get((name, seed)) or rundir.load_fold(out, seed, name) for name, seed in jobs]
+def _progress(total: int, done: int, enabled: bool):
+    from tqdm import tqdm
 
-
-def finalize_run(p: Plan, wall_s: float) -> Path:
-    """Pool every fold file of a planned run into metrics.json, predictions.csv, ...; a missing
-    fold is an error."""
-    out = Path(p.cfg.out) / p.cfg.run_id()
-    keys = [(seed, f.name) for seed in p.cfg.seeds for f in p.folds]
-    records = [rundir.load_fold(out, seed, name) for seed, name in keys]
-    missing = [f"seed{seed}/{name}" for (seed, name), r in zip(keys, records) if r is None]
-    if missing:
-        raise RuntimeError(f"{out}: {len(missing)} fold(s) not finished, e.g. {missing[0]}")
-    rundir.finalize(out, p, records, wall_s=wall_s, companion=fixed_companion(p, records))
-    return out
+    return tqdm(total=total, initial=done, desc="folds", unit="fold", disable=not enabled, leave=False)

@@ -38,9 +38,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
+from typing import Sequence
 
 from benchmark import rundir
 from benchmark.config import ConfigError, RunConfig, check_params, load_yaml, resolve
+from benchmark.plugins import load_plugins
 
 log = logging.getLogger("benchmark")
 
@@ -88,11 +90,14 @@ class SweepResult:
 # ------------------------------------------------------------------ spec
 
 
-def load_spec(path: str | Path) -> Sweep:
-    """Read and validate a sweep spec (YAML); every error is one line naming the key."""
+def load_spec(path: str | Path, plugins: Sequence[str] = ()) -> Sweep:
+    """Read and validate a sweep spec (YAML); every error is one line naming the key.
+    ``plugins`` (``--plugin``) are added to the spec's own ``plugins:``."""
     spec = load_yaml(path)
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
+    if plugins:
+        spec["plugins"] = [*(spec.get("plugins") or []), *plugins]
     return expand(spec, where=str(path))
 
 
@@ -109,6 +114,7 @@ def expand(spec: dict, where: str = "sweep spec") -> Sweep:
     if unknown:
         known = ", ".join(sorted(SPEC_ONLY_KEYS | _RUN_KEYS))
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {known})")
+    load_plugins(spec.get("plugins") or ())  # their names must be known before the pairs are checked
     lists = [_entries(spec, key, where) for key in LIST_KEYS]
     shared = _settings({k: v for k, v in spec.items() if k not in SPEC_ONLY_KEYS}, where)
     configs, notes = {}, {}
@@ -126,6 +132,7 @@ def expand(spec: dict, where: str = "sweep spec") -> Sweep:
         configs.setdefault(cfg.run_id(), cfg)  # a name listed twice is one run
     return Sweep(tuple(configs.values()), _folds_per_unit(spec, where), _leaderboard(spec, configs),
                  tuple(notes))
+
 
 def _applicable(shared: dict, rep: str, model: str, notes: dict) -> dict:
     """The shared settings that ``rep`` / ``model`` take: a shared ``epochs`` or a shared
@@ -147,7 +154,6 @@ def _applicable(shared: dict, rep: str, model: str, notes: dict) -> dict:
             if skipped:
                 notes.setdefault(f"shared {key} {', '.join(skipped)} not applied to {name} (no such parameter)", None)
     return out
-
 
 
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {"rep", "model", "protocol"}
@@ -228,7 +234,7 @@ def units_of(p, folds_per_unit: int, sweep_id: str = "") -> list[Unit]:
 
 def unit_done(unit: Unit) -> bool:
     out = Path(unit.cfg.out) / unit.cfg.run_id()
-    return all(rundir.load_fold(out, unit.seed, name) is not None for name in unit.folds)
+    return all(rundir.has_fold(out, unit.seed, name) for name in unit.folds)
 
 
 _WORKER_CACHE: dict = {}  # per process: the last run's plan and features, reused by its next unit
@@ -362,7 +368,7 @@ def run_sweep(sweep: Sweep, executor: str = "local", address: str | None = None,
             continue
         p, out = plans[rid]
         for rec in res["records"]:  # the driver may not share the workers' filesystem
-            if rundir.load_fold(out, rec["seed"], rec["fold"]) is None:
+            if not rundir.has_fold(out, rec.seed, rec.fold):
                 rundir.save_fold(out, rec)
         wall[rid] += res["seconds"]
         left[rid] -= 1

@@ -8,7 +8,8 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import ConfigError, resolve
 from benchmark.core.metrics import uar, uf1
-from benchmark.runner import ContaminationError, execute, load_metrics
+from benchmark.results import load_result
+from benchmark.runner import ContaminationError, execute
 from representations import REPRESENTATIONS
 from representations.base import Representation
 
@@ -52,7 +53,7 @@ def test_run_writes_a_complete_run_folder(flow_root, tmp_path):
     run = execute(_cfg(flow_root, tmp_path / "runs"), progress=False)
     for f in ("config.json", "metrics.json", "predictions.csv", "megc2019_log.txt", "confusion.png"):
         assert (run / f).exists(), f
-    m = load_metrics(run)
+    m = load_result(run)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["n_samples"] == 54 and cfg["n_subjects"] == 9 and cfg["n_folds"] == 9
     assert cfg["packages"]["torch"] and cfg["data_fingerprint"]
@@ -60,22 +61,34 @@ def test_run_writes_a_complete_run_folder(flow_root, tmp_path):
 
     pred = pd.read_csv(run / "predictions.csv")
     assert len(pred) == 54 and set(pred.fold) == set(pred.subject)
-    classes = m["classes"]
+    classes = list(m.classes)
     y, p = pred.truth.map(classes.index), pred.prediction.map(classes.index)
-    o = m["metrics"]["overall"]
-    assert o["uf1"]["mean"] == pytest.approx(uf1(y, p)) and o["uar"]["mean"] == pytest.approx(uar(y, p))
-    assert o["uf1"]["mean"] > 0.8  # the class is plainly visible: the pipeline must learn it
-    assert set(m["metrics"]["per_database"]) == {"casme2", "samm", "smic"}
-    assert o["uf1"]["ci"]["unit"] == "subject" and o["uf1"]["ci"]["low"] <= o["uf1"]["mean"] <= o["uf1"]["ci"]["high"]
+    o = m.metrics.overall
+    assert o.uf1.mean == pytest.approx(uf1(y, p)) and o.uar.mean == pytest.approx(uar(y, p))
+    assert o.uf1.mean > 0.8  # the class is plainly visible: the pipeline must learn it
+    assert set(m.metrics.per_database) == {"casme2", "samm", "smic"}
+    assert o.uf1.ci.unit == "subject" and o.uf1.ci.low <= o.uf1.mean <= o.uf1.ci.high
+    assert json.loads((run / "metrics.json").read_text())["schema_version"] == m.schema_version == 2
+
+
+def _as_version_1(fold_file):
+    """A fold file as written before records carried their samples (indices only)."""
+    rec = json.loads(fold_file.read_text())
+    for k in ("schema_version", "keys", "subjects", "databases", "truth", "training", "weights_source",
+              "last_epoch_proba", "last_epoch_pred"):
+        rec.pop(k)
+    fold_file.write_text(json.dumps(rec))
 
 
 def test_interrupted_run_resumes_without_retraining_finished_folds(flow_root, tmp_path, monkeypatch):
     cfg = _cfg(flow_root, tmp_path / "runs", epochs=2)
     run = execute(cfg, progress=False)
-    first = load_metrics(run)
+    first, predictions = load_result(run), (run / "predictions.csv").read_text()
     (run / "metrics.json").unlink()
     fold_files = sorted((run / "folds" / "seed0").glob("*.json"))
     fold_files[0].unlink()
+    for f in fold_files[1:4]:  # an old run: its finished folds in the first fold-file version
+        _as_version_1(f)
     calls = []
     import benchmark.runner as runner
 
@@ -83,8 +96,8 @@ def test_interrupted_run_resumes_without_retraining_finished_folds(flow_root, tm
     monkeypatch.setattr(runner, "run_fold", lambda *a, **k: calls.append(1) or original(*a, **k))
     execute(cfg, progress=False)
     assert len(calls) == 1
-    assert load_metrics(run)["metrics"]["overall"]["uf1"]["mean"] == pytest.approx(
-        first["metrics"]["overall"]["uf1"]["mean"])
+    assert load_result(run).metrics.overall.uf1.mean == pytest.approx(first.metrics.overall.uf1.mean)
+    assert (run / "predictions.csv").read_text() == predictions
 
 
 def test_same_seed_same_predictions(flow_root, tmp_path):
@@ -94,10 +107,10 @@ def test_same_seed_same_predictions(flow_root, tmp_path):
 
 
 def test_oracle_and_inner_val_are_recorded(flow_root, tmp_path):
-    oracle = load_metrics(execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="oracle"), progress=False))
-    assert oracle["oracle"] is True and all(e is not None for e in oracle["best_epochs"])
-    inner = load_metrics(execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="inner-val"), progress=False))
-    assert inner["oracle"] is False and inner["selection"] == "inner-val"
+    oracle = load_result(execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="oracle"), progress=False))
+    assert oracle.oracle is True and all(e is not None for e in oracle.best_epochs)
+    inner = load_result(execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="inner-val"), progress=False))
+    assert inner.oracle is False and inner.selection == "inner-val" and inner.fixed_companion is None
 
 
 class _Leaky(Representation):
@@ -121,9 +134,9 @@ if "test-leaky" not in REPRESENTATIONS:
 def test_contamination_is_refused_or_marked(flow_root, tmp_path):
     with pytest.raises(ContaminationError, match="casme2/sub01"):
         execute(_cfg(flow_root, tmp_path / "r", rep="test-leaky", epochs=1), progress=False)
-    m = load_metrics(execute(_cfg(flow_root, tmp_path / "r", rep="test-leaky", epochs=1,
-                                  allow_contamination=True), progress=False))
-    assert m["contaminated"] == ["casme2/sub01"]
+    m = load_result(execute(_cfg(flow_root, tmp_path / "r", rep="test-leaky", epochs=1,
+                                 allow_contamination=True), progress=False))
+    assert m.contaminated == ("casme2/sub01",)
 
 
 def test_cli_errors_are_one_clear_line(flow_root, tmp_path, capsys):
@@ -159,12 +172,12 @@ def test_an_oracle_run_writes_the_fixed_run_it_trained(flow_root, tmp_path):
     twin = tmp_path / "o" / fixed.name
     assert twin.is_dir() and json.loads((twin / "config.json").read_text())["derived_from"] == oracle.name
     assert (twin / "predictions.csv").read_text() == (fixed / "predictions.csv").read_text()
-    assert load_metrics(twin)["derived_from"] == oracle.name
-    note = load_metrics(oracle)["fixed_companion"]
-    assert note["derived_folds"] == 9
-    gap = load_metrics(oracle)["metrics"]["overall"]["uf1"]["mean"] - load_metrics(twin)["metrics"]["overall"]["uf1"]["mean"]
-    d = note["oracle_minus_fixed"]["uf1"]
-    assert d["difference"] == pytest.approx(gap) and d["low"] <= d["difference"] <= d["high"]
+    assert load_result(twin).derived_from == oracle.name
+    note = load_result(oracle).fixed_companion
+    assert note.derived_folds == 9 and note.run_id == fixed.name
+    gap = load_result(oracle).metrics.overall.uf1.mean - load_result(twin).metrics.overall.uf1.mean
+    d = note.oracle_minus_fixed.uf1
+    assert d.difference == pytest.approx(gap) and d.low <= d.difference <= d.high
     # the oracle's own predictions are its best epochs', which differ from the last epoch somewhere
     assert (oracle / "predictions.csv").read_text() != (twin / "predictions.csv").read_text()
 
@@ -173,9 +186,9 @@ def test_an_oracle_run_beside_a_finished_fixed_run_only_compares(flow_root, tmp_
     fixed = execute(_cfg(flow_root, tmp_path / "r", epochs=3), progress=False)
     before = (fixed / "metrics.json").read_text()
     oracle = execute(_cfg(flow_root, tmp_path / "r", epochs=3, selection="oracle"), progress=False)
-    note = load_metrics(oracle)["fixed_companion"]
-    assert note["direct_folds"] == 9 and note["derived_folds"] == 0
-    assert note["direct_predictions_agreeing"] == "54/54" and "oracle_minus_fixed" in note
+    note = load_result(oracle).fixed_companion
+    assert note.direct_folds == 9 and note.derived_folds == 0
+    assert note.direct_predictions_agreeing == "54/54" and note.oracle_minus_fixed is not None
     assert (fixed / "metrics.json").read_text() == before
 
 
@@ -227,16 +240,16 @@ def test_refinalize_repools_a_finished_run_and_keeps_its_config(flow_root, tmp_p
 
     fixed = execute(_cfg(flow_root, tmp_path / "r", epochs=2), progress=False)
     oracle = execute(_cfg(flow_root, tmp_path / "r", epochs=2, selection="oracle"), progress=False)
-    config, m = (oracle / "config.json").read_text(), load_metrics(oracle)
+    config, m = (oracle / "config.json").read_text(), load_result(oracle)
     for f in (oracle / "folds" / "seed0").glob("*.json"):  # as an oracle run made before last-epoch predictions
-        rec = json.loads(f.read_text())
-        f.write_text(json.dumps({k: v for k, v in rec.items() if not k.startswith("last_epoch_")}))
-    (oracle / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "fixed_companion"}))
+        _as_version_1(f)
+    old = {k: v for k, v in m.to_json().items() if k not in ("fixed_companion", "schema_version")}
+    (oracle / "metrics.json").write_text(json.dumps(old))  # and before metrics.json had a version
     assert main(["refinalize", str(oracle)]) == 0
-    again = load_metrics(oracle)
-    assert (oracle / "config.json").read_text() == config and again["wall_s"] == m["wall_s"]
-    assert again["fixed_companion"]["oracle_minus_fixed"] == m["fixed_companion"]["oracle_minus_fixed"]
-    assert again["fixed_companion"]["direct_folds"] == 9
+    again = load_result(oracle)
+    assert (oracle / "config.json").read_text() == config and again.wall_s == m.wall_s
+    assert again.fixed_companion.oracle_minus_fixed == m.fixed_companion.oracle_minus_fixed
+    assert again.fixed_companion.direct_folds == 9
     next((fixed / "folds" / "seed0").glob("*.json")).unlink()
     with pytest.raises(RuntimeError, match="not finished"):
         refinalize(fixed)

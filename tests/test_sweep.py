@@ -111,7 +111,7 @@ def test_two_config_sweep_on_local_ray(synthetic_tiny, tmp_path, reference, rep_
 
         unit = [u for u in res.ran if u.cfg.model == "svm"][1]  # interrupt: two folds of one unit lost
         svm = Path(unit.cfg.out) / unit.cfg.run_id()
-        lost = [rundir._fold_path(svm, 0, name) for name in unit.folds[2:4]]
+        lost = [rundir.fold_path(svm, 0, name) for name in unit.folds[2:4]]
         kept = {p: p.stat().st_mtime_ns for p in (svm / "folds" / "seed0").glob("*.json") if p not in lost}
         for p in lost:
             p.unlink()
