@@ -98,8 +98,9 @@ class TokenNet(nn.Module):
     def __init__(self, in_dim: int, n_tokens: int, n_classes: int, width: int, heads: int, layers: int,
                  ff: int | None = None, dropout: float = 0.1, pos: str = "1d", backbone: str = "transformer",
                  pool: str = "sparse",
-                 grid: tuple[int, int] | None = None, text_dim: int | None = None):
+                 grid: tuple[int, int] | None = None, text_dim: int | None = None, patch: int | None = None):
         super().__init__()
+        self.patch = patch  # image inputs (B, C, H, W) are cut into patch x patch tokens in forward
         self.pos_kind, self.backbone, self.pool_kind = pos, backbone, pool
         self.grid = grid or _square(n_tokens)
         self.embed = nn.Linear(in_dim, width)  # T(P(z)): two linear maps learned as one
@@ -134,6 +135,8 @@ class TokenNet(nn.Module):
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L, width) contextual token features ((B, 1 + L, width) with a class token first)."""
+        if tokens.dim() == 4:
+            tokens = patch_tokens(tokens / 127.5 - 1.0, self.patch)  # 0..255 images to about [-1, 1]
         x = self.positions(self.embed(tokens))
         if self.backbone == "cnn":
             h, w = self.grid
@@ -156,6 +159,14 @@ class TokenNet(nn.Module):
         return self.head(self.drop(o))
 
 
+def patch_tokens(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, (H/p)(W/p), C p p): non-overlapping patches in row-major order, the
+    ViT cut, so a flow/strain image becomes a short token sequence for the same head."""
+    b, c, h, w = images.shape
+    x = images.reshape(b, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
 def _square(n: int) -> tuple[int, int]:
     side = int(round(math.sqrt(n)))
     return (side, side) if side * side == n else (1, n)
@@ -165,14 +176,17 @@ def _square(n: int) -> tuple[int, int]:
 class Transformer(TorchClassifier):
     """Transformer with sparse attention pooling and EDCLIP over D-FACE tokens.
 
-    Inputs: kind ``tokens``, float (N, L, code_dim) (``dface`` gives (N, 16, 32)).
+    Inputs: kind ``tokens``, float (N, L, code_dim) (``dface`` gives (N, 16, 32)); or
+    image-like kinds (``flow_image``, ``image``: (N, C, H, W), 0..255) cut into ``patch`` x
+    ``patch`` tokens (28x28 flow/strain images -> a 4x4 grid of 16 tokens, as many as D-FACE's),
+    so the D-FACE head can be compared with the other heads on the same flow.
     ``classes``: comma-separated class names for EDCLIP's prompts; None infers them
     from the number of classes and the project's label sets (3 -> MEGC2019 3-class,
     5 -> CASME II 5-class, ...). ``text_encoder`` names the prompt-embedding source
     (``models.edclip``); the fitted ``text_encoder_`` records its version.
     """
 
-    accepts = frozenset({"tokens"})
+    accepts = frozenset({"tokens", "flow_image", "image"})
 
     def __init__(self, epochs: int = 120, lr: float | None = None, batch_size: int | None = None,
                  weight_decay: float = 1e-5, optimizer: str = "adam", loss: str = "ce", seed: int = 0,
@@ -181,7 +195,7 @@ class Transformer(TorchClassifier):
                  backbone: str = "transformer",
                  pool: str = "sparse", lambda_sparse: float = 1e-3, edclip: bool = True, lambda_edclip: float = 0.3,
                  lambda_oth: float = 0.2, delta: float = 0.2, tau: float = 0.07,
-                 text_encoder: str = DEFAULT_ENCODER, classes: str | None = None):
+                 text_encoder: str = DEFAULT_ENCODER, classes: str | None = None, patch: int = 7):
         super().__init__(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                          optimizer=optimizer, loss=loss, seed=seed, device=device)
         self.preset = preset
@@ -198,6 +212,7 @@ class Transformer(TorchClassifier):
         self.lambda_edclip = lambda_edclip
         self.lambda_oth = lambda_oth
         self.delta = delta
+        self.patch = patch
         self.tau = tau
         self.text_encoder = text_encoder
         self.classes = classes
@@ -246,9 +261,19 @@ class Transformer(TorchClassifier):
         return torch.as_tensor(emb, device=dev), torch.as_tensor(index, device=dev)
 
     def build(self, in_shape: tuple[int, ...], n_classes: int, text_dim: int | None = None) -> nn.Module:
-        if len(in_shape) != 2:
-            raise ValueError(f"transformer expects tokens (N, L, dim), got samples of shape {in_shape}")
         s = self._size()
+        if len(in_shape) == 3:  # an image: patch tokens
+            c, h, w = in_shape
+            if h % self.patch or w % self.patch:
+                raise ValueError(f"transformer: {h}x{w} images do not split into {self.patch}x{self.patch} "
+                                 "patches; pass --model-param patch=N with N dividing both")
+            grid = (h // self.patch, w // self.patch)
+            return TokenNet(c * self.patch ** 2, grid[0] * grid[1], n_classes, s["width"], s["heads"], s["layers"],
+                            s["ff"], s["dropout"], self.pos, self.backbone, self.pool, grid=grid,
+                            text_dim=text_dim, patch=self.patch)
+        if len(in_shape) != 2:
+            raise ValueError(f"transformer expects tokens (N, L, dim) or images (N, C, H, W), "
+                             f"got samples of shape {in_shape}")
         return TokenNet(in_shape[1], in_shape[0], n_classes, s["width"], s["heads"], s["layers"], s["ff"],
                         s["dropout"], self.pos, self.backbone, self.pool, text_dim=text_dim)
 

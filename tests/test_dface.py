@@ -389,3 +389,20 @@ def test_tokens_are_cached_by_recipe_and_read_back(cache, tiny_root, tmp_path, m
     quantized = DFace(preset="tiny")
     quantized.transform(samples)
     assert quantized.cache_stats_["hits"] == 4  # discretize is applied after D: same entries
+
+
+def test_transformer_takes_flow_images_as_patch_tokens():
+    """The D-FACE head on image-like inputs: 28x28 images become a 4x4 grid of 7x7 patch tokens
+    (row-major, channels inside a token), and it learns a handful of them."""
+    from models.transformer import patch_tokens
+    from tests.conftest import toy_images
+
+    img = torch.arange(2 * 3 * 28 * 28, dtype=torch.float32).reshape(2, 3, 28, 28)
+    tok = patch_tokens(img, 7)
+    assert tok.shape == (2, 16, 3 * 49)
+    np.testing.assert_array_equal(tok[1, 5].reshape(3, 7, 7), img[1, :, 7:14, 7:14])  # row 1, column 1
+    X, y = toy_images(n_per_class=3)
+    m = Transformer(epochs=80, lr=3e-3, text_encoder="hash", seed=0).fit(X, y, 3, class_names=CDE_CLASSES)
+    assert (m.predict_proba(X).argmax(1) == y).all()
+    with pytest.raises(ValueError, match="patch=N"):
+        Transformer(epochs=1, edclip=False, patch=5).fit(X, y, 3)
