@@ -16,3 +16,5 @@ REPRESENTATIONS.register_lazy("frames", "representations.sampling:Frames", kind=
 REPRESENTATIONS.register_lazy("dface", "representations.dface:DFace", kind="tokens")
 REPRESENTATIONS.register_lazy("dfe", "representations.dfe:DFE", kind="tokens")
 REPRESENTATIONS.register_lazy("dfe-bow", "representations.dfe:DFEBow", kind="vector")
+REPRESENTATIONS.register_lazy("lbptop", "representations.lbptop:LBPTOP", kind="vector")
+REPRESENTATIONS.register_lazy("mdmo", "representations.mdmo:MDMO", kind="vector")
