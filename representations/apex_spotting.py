@@ -136,7 +136,7 @@ def _gray(path, prep, box=None) -> tuple[np.ndarray, list]:
 
     rgb = cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
     out, info = prepare([rgb], prep, box=box)
-    return to_gray(out[0]), info["box"]
+    return to_gray(out[0]), info.get("align", info["box"])  # aligned: the rotated box
 
 
 def candidates(sample: Sample, onset: int, offset: int) -> list[int]:

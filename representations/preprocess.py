@@ -1,6 +1,7 @@
 """Frame preprocessing shared by every pixel representation, and their base class.
 
-Modes (the Preprocessing Paradox paper's two methodologies, plus the frames as given):
+Modes (the Preprocessing Paradox paper's two methodologies, the databases' own
+framing, and the frames as given):
 
 - ``raw`` (M1): centre square crop of the frame, resized to ``size`` (384), RGB.
 - ``face`` (M2): face detection on the sample's reference frame (onset), box
@@ -8,6 +9,15 @@ Modes (the Preprocessing Paradox paper's two methodologies, plus the frames as g
   every frame of the sample (so box jitter never shows up as motion), resized
   to ``size`` x ``size`` (224), grayscale. No face found -> the ``raw`` centre
   crop (grayscale), recorded as a fallback.
+- ``aligned``: the databases' own crop framing from raw frames (see
+  :mod:`representations.align`): landmarks on the reference frame (``detector``:
+  the mediapipe face mesh or MTCNN's five points), a rotation that levels the
+  eyes, a box from the brows to the chin and between the cheeks widened to the
+  official crops' aspect ratio (about 0.82, never squashed), the same rotation
+  and box cut from every frame at native scale, RGB; resized to ``size`` x
+  ``size`` only when ``size`` is given (as ``none`` does with the official
+  crops). No face found -> the largest centred box of that aspect, unrotated,
+  recorded as a fallback.
 - ``none``: the frame as stored (e.g. CASME II ``Cropped``), resized to
   ``size`` x ``size`` only when ``size`` is given.
 
@@ -29,11 +39,12 @@ import cv2
 import numpy as np
 
 from benchmark.core.samples import Sample
+from representations import align
 from representations._cache import DiskCache, parallel_map
 from representations.base import Representation, RepresentationError, check_missing, read_image
 
-MODES = ("raw", "face", "none")
-DEFAULT_SIZE = {"raw": 384, "face": 224, "none": None}
+MODES = ("raw", "face", "aligned", "none")
+DEFAULT_SIZE = {"raw": 384, "face": 224, "aligned": None, "none": None}
 DETECTORS = ("mtcnn", "mediapipe")
 DETECT_PAD = 0.3  # border added before detection, as a fraction of the longer side
 PREPROCESS_VERSION = 1  # bump when the output of this module changes
@@ -133,6 +144,26 @@ def detect_face(rgb: np.ndarray, detector: str) -> Face | None:
     return get_detector(detector)(rgb)
 
 
+def mesh_points(rgb: np.ndarray) -> np.ndarray | None:
+    """(468, 2) face-mesh landmarks of an RGB frame in its pixels (None: no face)."""
+    from representations._landmarks import mesh_landmarks
+
+    pts = mesh_landmarks(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    return None if np.isnan(pts).any() else pts[:, :2].astype(np.float64)
+
+
+def find_alignment(rgb: np.ndarray, detector: str) -> align.Alignment | None:
+    """The ``aligned`` mode's rotated box on one RGB frame (None: no face found).
+
+    ``mediapipe``: from the face mesh (brows, chin, cheeks); ``mtcnn``: from its
+    five points (eyes, mouth corners)."""
+    if detector == "mediapipe":
+        pts = mesh_points(rgb)
+        return None if pts is None else align.from_mesh(pts)
+    face = detect_face(rgb, detector)
+    return None if face is None else align.from_points(face.points)
+
+
 # ---------------------------------------------------------------- geometry
 def centre_square(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     h, w = shape[:2]
@@ -168,7 +199,7 @@ class Prep:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"preprocess must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.mode == "face" and self.detector not in DETECTORS:
+        if self.mode in ("face", "aligned") and self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
 
     @property
@@ -183,6 +214,8 @@ class Prep:
         r = {"mode": self.mode, "size": self.out_size, "version": PREPROCESS_VERSION}
         if self.mode == "face":
             r.update(detector=self.detector, margin=self.margin, box_from="reference frame")
+        if self.mode == "aligned":
+            r.update(detector=self.detector, box_from="reference frame", **align.rule_recipe(self.detector))
         return r
 
 
@@ -201,15 +234,35 @@ def read_frames(sample: Sample, indices: Sequence[int]) -> tuple[list[np.ndarray
 
 
 def prepare(frames: list[np.ndarray], prep: Prep, key: str = "", ref: int = 0,
-            box: Sequence[int] | None = None) -> tuple[list[np.ndarray], dict]:
+            box: Sequence[float] | None = None) -> tuple[list[np.ndarray], dict]:
     """Apply ``prep`` to RGB frames of one sample; the crop box comes from ``frames[ref]``
-    (or is ``box``, e.g. found earlier on the same sample's onset).
+    (or is ``box``, e.g. found earlier on the same sample's onset: ``[x0, y0, x1, y1]``,
+    or for ``aligned`` the ``info["align"]`` list ``[angle, cx, cy, w, h]``).
 
     Returns frames as (H, W, 3) RGB or (H, W) grayscale uint8 and
-    ``{"box": [x0, y0, x1, y1], "events": [...]}``.
+    ``{"box": [x0, y0, x1, y1], "events": [...]}`` (``aligned`` adds ``"align"``:
+    the rotated box; ``"box"`` is then its axis-aligned bounds in frame pixels).
     """
     events: list[dict] = []
     shape = frames[ref].shape
+    if prep.mode == "aligned":
+        if box is not None and len(box) == 5:
+            al = align.Alignment.from_list(box)
+        elif box is not None:
+            x0, y0, x1, y1 = (float(v) for v in box)
+            al = align.Alignment(0.0, ((x0 + x1) / 2, (y0 + y1) / 2), (x1 - x0, y1 - y0))
+        else:
+            al = find_alignment(frames[ref], prep.detector)
+            if al is None:
+                al = align.fallback(shape)
+                events.append({"sample": key, "kind": "no_face",
+                               "detail": f"{prep.detector} found no face; centred crop of the official aspect used"})
+            elif al.outside(shape):
+                events.append({"sample": key, "kind": "crop_outside_frame",
+                               "detail": "aligned box extends past the frame; edge pixels repeated there"})
+        out = [_resize(al.apply(f), prep.out_size) for f in frames]
+        bounds = [int(round(v)) for v in al.bounds()]
+        return out, {"box": bounds, "align": al.to_list(), "events": events}
     if box is not None:
         box = tuple(int(v) for v in box)
     elif prep.mode == "none":

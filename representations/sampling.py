@@ -109,7 +109,7 @@ class Frames(PixelRepresentation):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"frames: sampling must be one of {', '.join(SAMPLINGS)}, not {self.sampling!r}")
         if self._size() is None:
-            raise ValueError("frames: preprocess='none' keeps each database's frame size; give size=...")
+            raise ValueError(f"frames: preprocess={self.preprocess!r} keeps each clip's crop size; give size=...")
 
     def _size(self) -> int | None:
         return self.size if self.size is not None else self._prep().out_size

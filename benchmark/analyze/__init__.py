@@ -13,6 +13,7 @@ ANALYSES = {
     "dface": ("benchmark.analyze.dface", "D-FACE codebook usage, similarity and token maps"),
     "dfe": ("benchmark.analyze.dfe", "DFE token diversity and heatmaps of a dfe run folder"),
     "apex": ("benchmark.analyze.apex", "apex spotting error on CASME II against the annotated apex"),
+    "crops": ("benchmark.analyze.crops", "raw-video crops (raw/face/aligned) against the official CASME II crops"),
 }
 
 

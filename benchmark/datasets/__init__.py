@@ -33,4 +33,20 @@ def read_dataset(name: str, root: str | Path, **options) -> DatasetReport:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{name}: data folder {root} does not exist")
-    return DATASETS.get(name)(root, **options)
+    reader = DATASETS.get(name)
+    check_options(name, reader, options)
+    return reader(root, **options)
+
+
+def check_options(name: str, reader, options: dict) -> None:
+    """A reader option the reader does not take is one line naming it and the known ones."""
+    import inspect
+
+    params = inspect.signature(reader).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    known = [k for k, p in params.items() if k != "root" and p.kind is not p.VAR_POSITIONAL]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise DatasetError(f"{name}: unknown reader option{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(map(repr, unknown))} (--data-param; {name} takes: {', '.join(known)})")

@@ -4,8 +4,14 @@ Layout (``<data-root>/casme2``):
   CASME2-coding-*.xlsx                      coding sheet (2014 ``20140508`` or the
                                             2019 ``20190701`` variant; header names
                                             matched case/space-insensitively)
-  Cropped/subXX/<Filename>/reg_img<N>.jpg   official cropped faces (default)
+  Cropped/subXX/<Filename>/reg_img<N>.jpg   official cropped faces (``frames="cropped"``)
   CASME2_RAW_selected/subXX/<Filename>/img<N>.jpg   raw frames (``frames="raw"``)
+
+``frames="auto"`` (default) takes a clip from ``Cropped`` when it is there, else from
+``CASME2_RAW_selected`` (reported as ``frames_source_fallback``); ``"cropped"`` or
+``"raw"`` read that folder only (a clip it lacks has no frames, a missing folder is an
+error), so raw and cropped frames are never mixed. On the command line:
+``--data-param frames=raw``.
 
 Subjects are ``casme2/sub01`` (the sheet's ``01`` / ``1`` / ``sub01``), as in the
 MEGC2019 lists. Annotated frame numbers are kept as in the sheet; when one is
@@ -20,10 +26,10 @@ import re
 from pathlib import Path
 
 from benchmark.datasets._frames import FrameTracker, annotated_sample, index_frames
+from benchmark.core.samples import DatasetReport, Defect, Sample
 from benchmark.datasets._sheets import (
     MISSING_VALUE, check_annotation, check_duplicate, check_emotion, locate_sheet, read_sheet,
 )
-from benchmark.core.samples import DatasetReport, Defect, Sample
 
 NAME = "casme2"
 FPS = 200.0
@@ -43,6 +49,7 @@ COLUMNS = {
 }
 OPTIONAL = {"action_units": ("Action Units", "AU", "AUs", "ActionUnits")}
 FRAME_CHANGES = "frames_source_fallback"
+FRAME_CHOICES = ("auto", "cropped", "raw")
 
 
 def canonical_subject(value) -> str | None:
@@ -56,32 +63,40 @@ def canonical_subject(value) -> str | None:
 
 def read(
     root: Path,
-    frames: str = "cropped",
+    frames: str = "auto",
     frame_fallback: str = "nearest",
     order: str = "fix",
     sheet: str | Path | None = None,
 ) -> DatasetReport:
     """Read CASME II from ``root``.
 
-    frames: ``"cropped"`` (default) or ``"raw"``; a clip missing there is taken
-    from the other folder when present (reported as ``frames_source_fallback``).
+    frames: ``"auto"`` (default: ``Cropped`` where it has the clip, else the raw
+    frames, reported as ``frames_source_fallback``), ``"cropped"`` or ``"raw"``
+    (that folder only; :class:`DatasetError` when it does not exist).
     frame_fallback: ``"nearest"`` or ``"skip"`` for annotated frames missing
     from a clip folder. order: onset/apex/offset order policy (see _sheets).
     """
     root = Path(root)
-    if frames not in FRAME_SOURCES:
-        raise ValueError(f"frames must be one of {tuple(FRAME_SOURCES)}, not {frames!r}")
+    if frames not in FRAME_CHOICES:
+        raise ValueError(f"casme2: frames must be one of {', '.join(FRAME_CHOICES)}, not {frames!r}")
+    strict = frames != "auto"
+    frames = "cropped" if frames == "auto" else frames
     defects: list[Defect] = []
     path = locate_sheet(root, sheet, SHEET_PATTERNS, NAME, defects)
     table = read_sheet(path, COLUMNS, OPTIONAL)
 
-    order_names = [frames] + [k for k in FRAME_SOURCES if k != frames]
+    order_names = [frames] + ([] if strict else [k for k in FRAME_SOURCES if k != frames])
     bases = []
     for kind in order_names:
         dirs, prefixes = FRAME_SOURCES[kind]
         base = next((root / d for d in dirs if (root / d).is_dir()), None)
         if base is not None:
             bases.append((kind, base, prefixes))
+    if strict and not bases and root.is_dir():
+        from benchmark.datasets import DatasetError
+
+        raise DatasetError(f"casme2: frames={frames!r} but {root} has no "
+                           f"{' / '.join(FRAME_SOURCES[frames][0])} folder (frames=auto takes whichever exists)")
     if bases and bases[0][0] != frames:
         defects.append(Defect(str(root), FRAME_CHANGES,
                               f"no {frames} frame folder ({' / '.join(FRAME_SOURCES[frames][0])}) in {root}",

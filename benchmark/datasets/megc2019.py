@@ -152,7 +152,8 @@ def _flows(root: Path, flow_dir: str | Path | None, defects: list[Defect]) -> di
 
 
 def _sibling_samples(
-    root: Path, defects: list[Defect], sibling_defects: dict[str, list[Defect]] | None = None
+    root: Path, defects: list[Defect], sibling_defects: dict[str, list[Defect]] | None = None,
+    options: dict[str, dict] | None = None,
 ) -> dict[tuple[str, str], Sample]:
     """Clips with frames from sibling database folders, keyed (subject, clip):
     CASME II clip names repeat across subjects (sub12/EP09_02, sub25/EP09_02)."""
@@ -164,7 +165,7 @@ def _sibling_samples(
         if not folder.is_dir():
             continue
         try:
-            report = DATASETS.get(db)(folder)
+            report = DATASETS.get(db)(folder, **(options or {}).get(db, {}))
         except Exception as exc:  # a broken sibling must not hide the composite
             defects.append(Defect(str(folder), "sibling_unreadable", str(exc), "frames not joined"))
             continue
@@ -177,11 +178,14 @@ def _sibling_samples(
     return found
 
 
-def read(root: Path, join_frames: bool = True, flow_dir: str | Path | None = None) -> DatasetReport:
+def read(root: Path, join_frames: bool = True, flow_dir: str | Path | None = None,
+         frames: str | None = None) -> DatasetReport:
     """Read the composite; flow images and apex crops become ``extras``.
 
     ``flow_dir``: flow folder (flat or per-fold layout) instead of the default
     ``STSNet_whole_norm_u_v_os`` / ``three_norm_u_v_os`` under ``root``.
+    ``frames``: the CASME II sibling's frame source (``auto`` | ``cropped`` | ``raw``,
+    see :mod:`benchmark.datasets.casme2`); None: that reader's default.
     """
     rows = read_gt(root / GT_FILE)
     defects: list[Defect] = []
@@ -192,7 +196,13 @@ def read(root: Path, join_frames: bool = True, flow_dir: str | Path | None = Non
                               "samples used as listed: scores are not comparable with the official CDE"))
     flows, apexes, apex_names = _flows(root, flow_dir, defects), _index_dir(root / APEX_DIR), _apex_names(root)
     sibling_defects: dict[str, list[Defect]] = {}  # per-sample problems of joined clips
-    siblings = _sibling_samples(root, defects, sibling_defects) if join_frames else {}
+    if frames is not None:
+        from benchmark.datasets.casme2 import FRAME_CHOICES
+
+        if frames not in FRAME_CHOICES:  # else the sibling would only be reported unreadable
+            raise ValueError(f"megc2019: frames must be one of {', '.join(FRAME_CHOICES)}, not {frames!r}")
+    sibling_options = {"casme2": {"frames": frames}} if frames is not None else {}
+    siblings = _sibling_samples(root, defects, sibling_defects, sibling_options) if join_frames else {}
     samples, seen = [], {}
     for db, sub, clip, label, line in rows:
         key = (db, sub, clip)
