@@ -333,6 +333,14 @@ class FoldRecord:
     last_epoch_pred: tuple[int, ...] | None = None
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self):
+        per_sample = ("test", "keys", "subjects", "databases", "truth", "proba", "pred")
+        lengths = {k: len(getattr(self, k)) for k in per_sample}
+        if self.last_epoch_pred is not None:
+            lengths.update(last_epoch_pred=len(self.last_epoch_pred), last_epoch_proba=len(self.last_epoch_proba))
+        if len(set(lengths.values())) > 1:
+            raise SchemaError(f"fold {self.fold!r} seed {self.seed}: per-sample fields differ in length {lengths}")
+
     @property
     def clips(self) -> tuple[str, ...]:
         return tuple(k[len(s) + 1:] for k, s in zip(self.keys, self.subjects))  # key = subject/clip

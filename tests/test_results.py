@@ -98,3 +98,5 @@ def test_a_version_1_fold_record_takes_its_samples_from_the_run():
     assert FoldRecord.from_json(rec.to_json()) == rec
     assert load_fold_record(json.loads(json.dumps(rec.to_json()))) == rec  # version 2 needs no samples
     assert replace(rec, pred=(0, 0)) != rec
+    with pytest.raises(SchemaError, match="differ in length"):
+        replace(rec, truth=(1,))
