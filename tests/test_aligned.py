@@ -194,8 +194,29 @@ def test_aligned_crops_match_the_official_crops_on_raw_sub01(shared_data):
 
     if not (shared_data / RAW_DIR).is_dir():
         pytest.skip(f"{shared_data / RAW_DIR} (raw CASME II frames) not found")
-    rows = [measure_clip(raw, off, modes=("aligned/mediapipe",), frames=3, on_cropped=False) for raw, off in clips(shared_data)]
+    pairs = clips(shared_data)
+    rows = [measure_clip(raw, off, modes=("aligned/mediapipe",), frames=3, on_cropped=False) for raw, off in pairs]
     assert len(rows) >= 4
     s = summary(rows)["modes"]["aligned/mediapipe"]
     assert s["iou"] >= 0.8, s
     assert s["corr"] >= 0.8, s
+
+
+@pytest.mark.realdata
+def test_the_tvl1_representation_runs_aligned_as_the_analysis_measures_it(shared_data, rep_cache):
+    pytest.importorskip("mediapipe")
+    from dataclasses import replace
+
+    from benchmark.analyze.crops import RAW_DIR, _rgb, clips, correlation, flow_maps, pairs
+    from representations import REPRESENTATIONS
+
+    if not (shared_data / RAW_DIR).is_dir():
+        pytest.skip(f"{shared_data / RAW_DIR} (raw CASME II frames) not found")
+    raw, off = clips(shared_data)[0]
+    on, ap = pairs(raw, off)
+    sample = replace(raw, onset=on, apex=ap)
+    rep = REPRESENTATIONS.get("tvl1")(preprocess="aligned", detector="mediapipe", progress=False)
+    X = rep.transform([sample])
+    out, _ = prepare([_rgb(raw.frames[on]), _rgb(raw.frames[ap])], Prep("aligned", detector="mediapipe"))
+    assert X.shape == (1, 3, 28, 28) and not rep.report_
+    assert correlation(X[0], flow_maps(*out)) > 0.999
