@@ -26,7 +26,10 @@ eye distance varies by 2.5 % between clips, r = 0.83) and not the face's height
 (brow top to mouth: 3.3 %, r = 0.22); and the eyes lie well inside the crops, whereas
 the chin and the face outline lie on or past their edges, where landmarks found on a
 crop are unreliable. :func:`from_mesh` and :func:`from_points` only differ in where
-the eye centres come from.
+the eye centres come from. (The rule's form was changed once, from a brow/eye-to-mouth
+height to the eye distance, after a first rule missed on the four sub01 clips; the
+constants are calibration medians, not adjusted to those clips: see
+``results/REPRESENTATIONS.md`` section 5.)
 """
 from __future__ import annotations
 
