@@ -10,14 +10,15 @@ framing, and the frames as given):
   to ``size`` x ``size`` (224), grayscale. No face found -> the ``raw`` centre
   crop (grayscale), recorded as a fallback.
 - ``aligned``: the databases' own crop framing from raw frames (see
-  :mod:`representations.align`): landmarks on the reference frame (``detector``:
-  the mediapipe face mesh or MTCNN's five points), a rotation that levels the
-  eyes, a box from the brows to the chin and between the cheeks widened to the
-  official crops' aspect ratio (about 0.82, never squashed), the same rotation
-  and box cut from every frame at native scale, RGB; resized to ``size`` x
-  ``size`` only when ``size`` is given (as ``none`` does with the official
-  crops). No face found -> the largest centred box of that aspect, unrotated,
-  recorded as a fallback.
+  :mod:`representations.align`): the eye centres on the reference frame
+  (``detector``: the mediapipe face mesh, recommended, or MTCNN's points), a
+  rotation that levels them, a box of the official CASME II crops' aspect
+  (0.827) sized and placed in eye distances so that it runs from just above the
+  brows to the chin, cheek to cheek; the same rotation and box cut from every
+  frame at native scale (never squashed), RGB; resized to ``size`` x ``size``
+  only when ``size`` is given (as ``none`` does with the official crops). No
+  face found -> the largest centred box of that aspect, unrotated, recorded as
+  a fallback.
 - ``none``: the frame as stored (e.g. CASME II ``Cropped``), resized to
   ``size`` x ``size`` only when ``size`` is given.
 
