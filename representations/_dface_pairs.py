@@ -13,7 +13,7 @@ import numpy as np
 from benchmark.core.samples import Sample
 from benchmark.datasets import DATASETS, read_dataset
 from benchmark.datasets import synthetic as syn
-from representations.base import RepresentationError
+from representations.base import RepresentationError, read_image
 
 GAP_S = (0.25, 0.5)  # pretraining pair gap in seconds (the paper's 8-15 frames at 25-30 fps)
 SYNTHETIC_SEED = 1  # the default checkpoint's faces; the default dataset is seed 0
@@ -22,11 +22,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 
 def load_frame(path, size: int, channels: int) -> np.ndarray:
     """(channels, size, size) uint8: grayscale or BGR, resized with area averaging."""
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    img = cv2.imread(str(path), flag)
-    if img is None:
-        raise RepresentationError(f"cannot read frame {path}")
-    return prepare_frame(img, size, channels)
+    return prepare_frame(read_image(path, grayscale=channels == 1), size, channels)  # strict: names a truncated file
 
 
 def prepare_frame(img: np.ndarray, size: int, channels: int) -> np.ndarray:

@@ -229,6 +229,9 @@ class DFE(Representation):
             params.update(checkpoint_sha256=meta["sha256"], checkpoint_trained_on=meta["trained_on"]["datasets"])
         return {"rep": "dfe", "version": VERSION, **params, "torch": torch.__version__}
 
+    def needs_frames(self) -> bool:
+        return self.source == "mesh"  # source=vectors reads the user's vectors, never a frame
+
     def training_subjects(self) -> set[str]:
         if self.checkpoint is not None:
             return set(load_checkpoint(self.checkpoint)[1]["trained_on"]["subjects"])

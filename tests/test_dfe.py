@@ -237,3 +237,10 @@ def test_pretrained_checkpoint_is_frozen_and_records_its_subjects(synthetic_tiny
     assert rep.transform(samples[:2]).shape == (2, 12)
     with pytest.raises(ValueError, match="n_frames"):
         DFE(checkpoint=str(ckpt), n_frames=4, n_components=10).fit([])
+
+
+def test_only_the_mesh_source_needs_frames():
+    """Planning drops or blanks samples without frames only for representations that read frames;
+    user-supplied vectors never do (before: every DFE was taken to need them)."""
+    assert DFE().needs_frames()
+    assert not DFE(source="vectors", vectors_dir="anywhere").needs_frames()
