@@ -140,7 +140,7 @@ class _Flow(PixelRepresentation):
             if self.magnitude:
                 out[3] = np.sqrt(out[0] ** 2 + out[1] ** 2)
         if self.regions != "none":
-            pts, hw, ev = apex_landmarks(sample, roles["onset"], roles["apex"], self._prep(), self.detector, cache)
+            pts, hw, ev = apex_landmarks(sample, roles["onset"], roles["apex"], self._prep(), self._detector(), cache)
             events = events + ev
             out = crop_regions(out, region_centres(pts, hw, self.size), self.regions)
         if self.normalize == "minmax":
@@ -177,7 +177,7 @@ class TVL1(_Flow):
     def __init__(self, size: int = 28, normalize: str = "minmax", magnitude: bool = False,
                  channel_order: str = "rgb", flow_size: int | None = None, strain: str = "central",
                  regions: str = "none", preprocess: str = "none", prep_size: int | None = None,
-                 detector: str = "mtcnn", margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior",
+                 detector: str = "auto", margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior",
                  on_missing: str = "error", tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3,
                  nscales: int = 5, warps: int = 5, epsilon: float = 0.01,
                  n_jobs: int | None = None, progress: bool | None = None):
@@ -208,7 +208,7 @@ class Farneback(_Flow):
     def __init__(self, size: int = 28, normalize: str = "minmax", magnitude: bool = False,
                  channel_order: str = "rgb", flow_size: int | None = None, strain: str = "central",
                  regions: str = "none", preprocess: str = "none", prep_size: int | None = None,
-                 detector: str = "mtcnn", margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior",
+                 detector: str = "auto", margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior",
                  on_missing: str = "error", pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15,
                  iterations: int = 3, poly_n: int = 5, poly_sigma: float = 1.2, flags: int = 0,
                  n_jobs: int | None = None, progress: bool | None = None):

@@ -36,7 +36,7 @@ class FrameDiff(PixelRepresentation):
     kind = "image"
 
     def __init__(self, size: int = 28, space: str = "pixel", normalize: str = "none", regions: str = "none",
-                 preprocess: str = "none", prep_size: int | None = None, detector: str = "mtcnn",
+                 preprocess: str = "none", prep_size: int | None = None, detector: str = "auto",
                  margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior", on_missing: str = "error",
                  n_jobs: int | None = None, progress: bool | None = None):
         self.size, self.space, self.normalize, self.regions = size, space, normalize, regions
@@ -74,7 +74,7 @@ class FrameDiff(PixelRepresentation):
         out = np.stack([resize_channel(d[:, :, c], self.size) for c in range(d.shape[2])])
         events = list(info["events"])
         if self.regions != "none":
-            pts, hw, ev = apex_landmarks(sample, roles["onset"], roles["apex"], self._prep(), self.detector, cache)
+            pts, hw, ev = apex_landmarks(sample, roles["onset"], roles["apex"], self._prep(), self._detector(), cache)
             events += ev
             out = crop_regions(out, region_centres(pts, hw, self.size), self.regions)
         if self.normalize == "minmax":

@@ -47,6 +47,14 @@ from representations.base import Representation, RepresentationError, check_miss
 MODES = ("raw", "face", "aligned", "none")
 DEFAULT_SIZE = {"raw": 384, "face": 224, "aligned": None, "none": None}
 DETECTORS = ("mtcnn", "mediapipe")
+
+
+def resolve_detector(detector: str, mode: str) -> str:
+    """``auto``: the mesh for ``aligned`` (its eye centres placed the official crops best, see
+    results/REPRESENTATIONS.md §5), MTCNN otherwise (the Paradox paper's M2 detector)."""
+    if detector == "auto":
+        return "mediapipe" if mode == "aligned" else "mtcnn"
+    return detector
 DETECT_PAD = 0.3  # border added before detection, as a fraction of the longer side
 PREPROCESS_VERSION = 1  # bump when the output of this module changes
 
@@ -312,8 +320,11 @@ class PixelRepresentation(Representation):
     RUNTIME_PARAMS = ("n_jobs", "progress")
     VERSION = 1  # bump when a subclass's output changes for the same recipe
 
+    def _detector(self) -> str:
+        return resolve_detector(self.detector, self.preprocess)
+
     def _prep(self) -> Prep:
-        return Prep(self.preprocess, self.prep_size, self.detector, self.margin)
+        return Prep(self.preprocess, self.prep_size, self._detector(), self.margin)
 
     def recipe(self) -> dict:
         params = {k: v for k, v in self.get_params().items() if k not in self.RUNTIME_PARAMS}
@@ -321,6 +332,8 @@ class PixelRepresentation(Representation):
             params.pop(k, None)
         if getattr(self, "regions", "none") == "none":  # else the landmark detector shapes the output
             params.pop("detector", None)
+        else:
+            params["detector"] = self._detector()  # as resolved: "auto" and its choice are one recipe
         return {"rep": type(self).registry_name, "version": self.VERSION, **params,
                 "preprocess": self._prep().recipe(), "opencv": cv2.__version__}
 

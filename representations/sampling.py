@@ -97,7 +97,7 @@ class Frames(PixelRepresentation):
 
     def __init__(self, sampling: str = "AF", size: int | None = None, preprocess: str = "raw",
                  prep_size: int | None = None,
-                 detector: str = "mtcnn", margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior",
+                 detector: str = "auto", margin: int = 20, apex: str = "annotated", spot_method: str = "flow-prior",
                  on_missing: str = "error", n_jobs: int | None = None, progress: bool | None = None):
         self.sampling, self.size = sampling, size
         self.preprocess, self.prep_size, self.detector, self.margin = preprocess, prep_size, detector, margin

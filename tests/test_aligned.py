@@ -220,3 +220,16 @@ def test_the_tvl1_representation_runs_aligned_as_the_analysis_measures_it(shared
     out, _ = prepare([_rgb(raw.frames[on]), _rgb(raw.frames[ap])], Prep("aligned", detector="mediapipe"))
     assert X.shape == (1, 3, 28, 28) and not rep.report_
     assert correlation(X[0], flow_maps(*out)) > 0.999
+
+
+def test_detector_auto_takes_the_mesh_for_aligned_and_mtcnn_otherwise():
+    """The default detector is the one that met the crop targets for `aligned` (the mesh) and
+    the Paradox paper's for `face` (MTCNN); the recipe records the detector actually used, so
+    `auto` and its choice share cache entries and older `face` recipes are unchanged."""
+    from representations.flow import TVL1
+
+    assert TVL1(preprocess="aligned")._prep().detector == "mediapipe"
+    assert TVL1(preprocess="face")._prep().detector == "mtcnn"
+    assert TVL1(preprocess="face").recipe() == TVL1(preprocess="face", detector="mtcnn").recipe()
+    assert TVL1(preprocess="aligned").recipe() == TVL1(preprocess="aligned", detector="mediapipe").recipe()
+    assert TVL1(regions="htnet").recipe()["detector"] == "mtcnn"
