@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from benchmark.config import RunConfig
-from benchmark.core.bootstrap import paired_bootstrap, bootstrap_ci
+from benchmark.core.bootstrap import bootstrap_ci, paired_bootstrap
 from benchmark.core.metrics import FAST_METRICS, summarize
 from benchmark.provenance import now
 from benchmark.results import (METRIC_NAMES, Block, FixedCompanion, FoldRecord, Metrics, MetricSummary,
