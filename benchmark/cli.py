@@ -273,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:
         return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: the folds finished so far are kept in the run folder; the same command "
+              "resumes from them", file=sys.stderr)
+        return 130
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         # Known failure kinds become one clear line, not a traceback deep in numpy.
         print(f"error: {exc}", file=sys.stderr)

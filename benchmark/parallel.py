@@ -23,15 +23,33 @@ def run_units(fn: Callable, units: Sequence, workers: int, *shared) -> Iterator:
             yield from fn(*shared, unit)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(fn, shared)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(fn, shared))
+    try:
         for fut in as_completed([pool.submit(_worker_unit, unit) for unit in units]):
             yield from fut.result()
+    except BaseException:  # Ctrl-C or an error: queued units are cancelled, running ones stopped
+        _stop(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued units and end the workers now: waiting for them (as the executor's
+    own exit does) would finish every queued fold only to throw its result away. What the
+    caller already received (and wrote) stays; an interrupted fold is trained again on resume."""
+    processes = list((pool._processes or {}).values())  # the executor offers no public handle
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(timeout=10)
 
 
 def _worker_init(fn: Callable, shared: tuple) -> None:
     import torch
 
     _end_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops the workers
     torch.set_num_threads(1)
     _WORKER.update(fn=fn, shared=shared)
 
