@@ -7,7 +7,6 @@ neither is ever ranked with trained runs.
 """
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path

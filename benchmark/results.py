@@ -17,7 +17,6 @@ Version history:
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Mapping, Sequence
