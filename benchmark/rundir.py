@@ -6,13 +6,15 @@ and typed by ``benchmark.results``.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -20,13 +22,48 @@ from benchmark.provenance import check_same_inputs, portable_paths, read_json
 from benchmark.results import FoldRecord, RunResult, load_fold_record
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + rename so an interrupted run never leaves half a file."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write via a temp file + rename so an interrupted run never leaves half a file; the file
+    gets the mode the umask gives a new file (mkstemp's 0600 would hide shared results)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
+    os.fchmod(fd, 0o666 & ~_umask())
+    with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold the run folder for one process: a second ``benchmark run`` of the same config would
+    train every fold again beside the first. The sweep's units of one run do not take it (the
+    sweep schedules each fold once)."""
+    import fcntl
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # beside the folder: a refused config leaves none
+    with open(out.parent / f".{out.name}.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RuntimeError(f"{out} is in use by {holder}: wait for that run to finish (it writes the same "
+                               "folds), or pass another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def prepare(out: Path, header: dict) -> Path:
@@ -118,5 +155,7 @@ def _plot_confusion(out: Path, cm, result: RunResult) -> None:
     ax.set_ylabel("truth")
     ax.set_title(f"{result.rep} + {result.model} ({result.protocol}, seed {result.seeds[0]})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
+    write_atomic(out / "confusion.png", buf.getvalue())
