@@ -24,7 +24,7 @@ RUN_HELP = {
     "data_params": "dataset reader option", "n_boot": "bootstrap resamples of the CIs",
     "split_seed": "seed of the protocol's split (stratified protocols)",
     "allow_contamination": "run folds whose test subject a learned component saw (the row is marked)",
-    "label": "tag shown in the leaderboard", "workers": "folds trained in parallel processes (default 1)",
+    "label": "tag shown in the leaderboard", "workers": "fold processes (default auto: one per core for torch models on the CPU, else 1)",
     "fold_parallel": "train a seed's folds as one stacked model (auto: on CUDA, where the model supports it)",
     "fold_group": "folds per stacked model (default: all, split over --workers)",
     "weights": "folder of published per-fold checkpoints (with --selection published-weights; see `evaluate`)",
@@ -50,6 +50,8 @@ def _run_parser(sub) -> None:
             kw = {**kw, "action": "store_true", "default": None}
         elif f.type in ("int", "int | None"):
             kw = {**kw, "type": int}
+        elif f.name == "workers":
+            kw = {**kw, "type": _workers, "metavar": "N|auto"}
         if f.name in choices:
             kw["choices"] = choices[f.name]
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -60,6 +62,15 @@ def _run_parser(sub) -> None:
                    help="pixel representations: same as --rep-param preprocess=...")
     r.add_argument("--json", action="store_true", help="print metrics.json")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', not {text!r}") from None
 
 
 def run_settings(args) -> dict:

@@ -21,7 +21,7 @@ DEVICES = ("auto", "cpu", "cuda")
 _TYPES = {"rep": str, "model": str, "protocol": str, "data": str, "data_root": (str, None),
           "dataset": (str, None), "epochs": (int, None), "selection": str, "device": str, "out": str,
           "rep_params": dict, "model_params": dict, "n_boot": int, "split_seed": int,
-          "allow_contamination": bool, "label": (str, None), "workers": int, "fold_parallel": str,
+          "allow_contamination": bool, "label": (str, None), "workers": (int, str), "fold_parallel": str,
           "fold_group": int, "data_params": dict, "weights": (str, None)}
 
 
@@ -48,7 +48,7 @@ class RunConfig:
     split_seed: int = 0
     allow_contamination: bool = False
     label: str | None = None  # free-text tag shown in the leaderboard (e.g. "CPU schedule")
-    workers: int = 1  # folds trained in parallel processes (1 torch thread each when > 1)
+    workers: int | str = "auto"  # fold processes (1 torch thread each when > 1); auto: runner.worker_count
     fold_parallel: str = "auto"  # train a seed's folds as one stacked model: auto (on CUDA) | on | off
     fold_group: int = 0  # folds per stacked model (0: all of a seed's folds, split over the workers)
     data_params: dict = field(default_factory=dict)  # dataset reader options (e.g. which frame folders)
@@ -71,8 +71,8 @@ class RunConfig:
             raise ConfigError(f"epochs must be >= 1, not {self.epochs}")
         if self.n_boot < 1:
             raise ConfigError(f"n_boot must be >= 1, not {self.n_boot}")
-        if self.workers < 1:
-            raise ConfigError("workers must be >= 1")
+        if self.workers != "auto" and (isinstance(self.workers, str) or self.workers < 1):
+            raise ConfigError(f"workers must be 'auto' or an integer >= 1, not {self.workers!r}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}")
         if self.fold_parallel not in FOLD_PARALLEL:

@@ -13,6 +13,7 @@ cut into units, possibly on other machines):
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from benchmark.provenance import (checkpoint_records, data_fingerprint, git_comm
 from benchmark.results import FoldRecord, load_result
 from benchmark.twin import fixed_companion
 from models import MODELS
-from models.base import Model, SelectionSet
+from models.base import Model, SelectionSet, TorchClassifier
 from protocols import PROTOCOLS
 from protocols.base import Fold, Protocol, Selection, carve_validation, missing_classes
 from representations import REPRESENTATIONS
@@ -103,7 +104,7 @@ def plan(cfg: RunConfig) -> Plan:
     report = read_dataset(protocol.source, data_root(cfg) / protocol.source, **cfg.data_params)
     sel, rep_params = apply_frames_policy(cfg, report, protocol.select(report))  # benchmark/inputs.py
     folds = protocol.split(sel, seed=cfg.split_seed)
-    rep = REPRESENTATIONS.get(cfg.rep)(**rep_params)
+    rep = REPRESENTATIONS.get(cfg.rep)(**rep_params).prepare()  # e.g. a default checkpoint, built once
     params = dict(cfg.model_params)
     if cfg.epochs is not None:
         params["epochs"] = cfg.epochs
@@ -227,6 +228,19 @@ def training_path(p: Plan) -> dict:
     return {"path": "fold-parallel", "reason": f"fold_parallel={mode}"}
 
 
+def worker_count(p: Plan) -> int:
+    """``workers`` as a number. ``auto``: one fold process per core (up to the number of folds)
+    for torch models trained one fold at a time on the CPU, whose small steps keep one thread
+    busy each; else 1 (a scikit-learn head finishes a fold before a worker has started, and a
+    GPU trains folds stacked)."""
+    if p.cfg.workers != "auto":
+        return p.cfg.workers
+    if (not isinstance(p.model, TorchClassifier) or resolve_device(p.cfg.device).type != "cpu"
+            or p.weights is not None or training_path(p)["path"] != "sequential"):
+        return 1
+    return max(1, min(os.cpu_count() or 1, len(p.folds) * len(p.cfg.seeds)))
+
+
 def _units(p: Plan, todo: list[Job]) -> list[list[Job]]:
     """Units of work: one fold each, or groups of one seed's folds trained stacked."""
     if not todo or training_path(p)["path"] != "fold-parallel":
@@ -234,7 +248,7 @@ def _units(p: Plan, todo: list[Job]) -> list[list[Job]]:
     units = []
     for seed in dict.fromkeys(s for _, _, s in todo):
         jobs = [j for j in todo if j[2] == seed]
-        size = p.cfg.fold_group or -(-len(jobs) // p.cfg.workers)
+        size = p.cfg.fold_group or -(-len(jobs) // worker_count(p))
         units += [jobs[i:i + size] for i in range(0, len(jobs), size)]
     return units
 
@@ -252,7 +266,7 @@ def _run_unit(p: Plan, X_shared: np.ndarray | None, unit: list[Job]) -> list[Fol
 def open_run(cfg: RunConfig) -> tuple[Plan, Path]:
     """Plan ``cfg`` and create (or reopen) its run folder with ``config.json``."""
     p = plan(cfg)
-    return p, rundir.prepare(p.folder, {**run_header(p), "training": training_path(p)})
+    return p, rundir.prepare(p.folder, {**run_header(p), "training": {**training_path(p), "workers": worker_count(p)}})
 
 
 def shared_features(p: Plan) -> np.ndarray | None:
@@ -276,7 +290,7 @@ def run_listed_folds(p: Plan, jobs: list[tuple[str, int]], X_shared: np.ndarray 
     if todo and X_shared is None:
         X_shared = shared_features(p)
     done, bar = {}, _progress(len(jobs), len(jobs) - len(todo), progress)
-    for rec in run_units(_run_unit, _units(p, todo), p.cfg.workers, p, X_shared):
+    for rec in run_units(_run_unit, _units(p, todo), worker_count(p), p, X_shared):
         rundir.save_fold(p.folder, rec)
         done[(rec.fold, rec.seed)] = rec
         bar.update(1)
@@ -308,9 +322,10 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
     count beyond floating-point noise.
     """
     t0 = time.perf_counter()
-    p, _ = open_run(cfg)
-    run_listed_folds(p, p.jobs(), shared_features(p), progress=progress)
-    return finalize_run(p, wall_s=time.perf_counter() - t0)
+    with rundir.run_lock(Path(cfg.out) / cfg.run_id()):  # a second identical run is refused, not doubled
+        p, _ = open_run(cfg)
+        run_listed_folds(p, p.jobs(), shared_features(p), progress=progress)
+        return finalize_run(p, wall_s=time.perf_counter() - t0)
 
 
 def refinalize(run: Path) -> Path:

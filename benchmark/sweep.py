@@ -123,6 +123,7 @@ def expand(spec: dict, where: str = "sweep spec") -> Sweep:
             PROTOCOLS.get(protocol)
             check_compatible(rep, model)
             values = _merge(_applicable(shared, rep, model, notes), r, m, pr)
+            values.setdefault("workers", 1)  # a sweep runs its units side by side instead
             if "data" not in values:  # as on the command line: synthetic unless a data root is given
                 values["data"] = "real" if values.get("data_root") else "synthetic"
             cfg = resolve({**values, "rep": rep, "model": model, "protocol": protocol})
@@ -312,7 +313,7 @@ def _ray(units: list[Unit], address: str | None = None, num_cpus: int | None = N
         start_local_ray(num_cpus)
     gpus = _gpus_per_unit(units, ray.cluster_resources().get("GPU", 0))
     task = ray.remote(run_unit)
-    pending = {task.options(num_cpus=u.cfg.workers, num_gpus=gpus[u.cfg.run_id()], max_retries=1).remote(u): u
+    pending = {task.options(num_cpus=u.cfg.workers if isinstance(u.cfg.workers, int) else 1, num_gpus=gpus[u.cfg.run_id()], max_retries=1).remote(u): u
                for u in units}
     try:
         while pending:

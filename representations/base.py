@@ -70,6 +70,11 @@ class Representation(BaseEstimator):
     kind: str = "image"
     learned: bool = False  # True: fit() learns from training samples (refit per fold)
 
+    def prepare(self) -> "Representation":
+        """Build what the representation needs before any fold (e.g. a default checkpoint);
+        the runner calls it while planning a run, before the run folder is written."""
+        return self
+
     def fit(self, samples: Sequence[Sample], y: np.ndarray | None = None) -> "Representation":
         return self
 

@@ -34,7 +34,7 @@ def _run(capsys, *args) -> tuple[int, str]:
     ({"epochs": "abc"}, "epochs must be an integer or null"),
     ({"seeds": 5}, "seeds must be a list of integers"),
     ({"seeds": ["1"]}, "seeds must be a list of integers"),
-    ({"workers": "two"}, "workers must be an integer"),
+    ({"workers": "two"}, "workers must be 'auto' or an integer"),
     ({"n_boot": "100"}, "n_boot must be an integer"),
     ({"model_params": [1, 2]}, "model_params must be a mapping"),
     ({"epochs": True}, "epochs must be an integer or null"),

@@ -35,3 +35,12 @@ def test_synthetic_without_a_root_and_yaml_under_flags(tmp_path):
     spec.write_text("data_root: YAMLROOT\nepochs: 7\nworkers: 2\n")
     cfg = _cfg(["--rep", "tvl1", "--model", "svm", "--protocol", "cde", "--config", str(spec), "--workers", "1"], spec)
     assert (cfg.data, cfg.data_root, cfg.epochs, cfg.workers) == ("real", "YAMLROOT", 7, 1)
+
+
+def test_workers_takes_a_number_or_auto():
+    base = ["--rep", "tvl1", "--model", "svm", "--protocol", "cde"]
+    assert _cfg(base).workers == "auto" and _cfg([*base, "--workers", "2"]).workers == 2
+    import pytest
+
+    with pytest.raises(SystemExit):
+        _cfg([*base, "--workers", "two"])

@@ -253,3 +253,17 @@ def test_refinalize_repools_a_finished_run_and_keeps_its_config(flow_root, tmp_p
     next((fixed / "folds" / "seed0").glob("*.json")).unlink()
     with pytest.raises(RuntimeError, match="not finished"):
         refinalize(fixed)
+
+
+def test_workers_auto_uses_the_cores_for_torch_models_on_the_cpu_only(flow_root, tmp_path):
+    import os
+
+    from benchmark.runner import plan, worker_count
+
+    torch_run = plan(_cfg(flow_root, tmp_path, device="cpu"))
+    assert torch_run.cfg.workers == "auto"  # the default
+    assert worker_count(torch_run) == min(os.cpu_count(), len(torch_run.folds))
+    assert worker_count(plan(_cfg(flow_root, tmp_path, model="logreg", epochs=None, model_params={}))) == 1
+    assert worker_count(plan(_cfg(flow_root, tmp_path, workers=1))) == 1
+    with pytest.raises(ConfigError, match="workers must be 'auto' or an integer"):
+        _cfg(flow_root, tmp_path, workers="two")
