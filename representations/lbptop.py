@@ -146,7 +146,7 @@ class LBPTOP(PixelRepresentation):
 
     def __init__(self, points: int = 8, radius: int = 1, blocks: int = 5, method: str = "nri_uniform",
                  size: int | None = None, preprocess: str = "none", prep_size: int | None = None,
-                 detector: str = "mtcnn", margin: int = 20, on_missing: str = "error",
+                 detector: str = "auto", margin: int = 20, on_missing: str = "error",
                  n_jobs: int | None = None, progress: bool | None = None):
         self.points, self.radius, self.blocks, self.method, self.size = points, radius, blocks, method, size
         self.preprocess, self.prep_size, self.detector, self.margin = preprocess, prep_size, detector, margin

@@ -109,7 +109,7 @@ class MDMO(PixelRepresentation):
 
     def __init__(self, flow: str = "farneback", grid: int = 6, n_bins: int = 8, normalize: str = "max",
                  output: str = "polar", flow_size: int | None = None, preprocess: str = "none",
-                 prep_size: int | None = None, detector: str = "mtcnn", margin: int = 20,
+                 prep_size: int | None = None, detector: str = "auto", margin: int = 20,
                  apex: str = "annotated", spot_method: str = "flow-prior", on_missing: str = "error",
                  n_jobs: int | None = None, progress: bool | None = None):
         self.flow, self.grid, self.n_bins, self.normalize, self.output = flow, grid, n_bins, normalize, output
