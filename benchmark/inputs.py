@@ -68,12 +68,12 @@ def apply_frames_policy(cfg, report, sel) -> tuple[object, dict]:
         return sel, params
     n, total = len(missing), len(sel.samples)
     if policy == "drop":
-        from protocols.base import Selection
+        from protocols.base import LabelledSet
 
         keep = np.array([bool(s.frames) for s in sel.samples])
         if not keep.any():
             raise DatasetError(f"{cfg.rep}: none of the {total} samples has frames; nothing to evaluate")
-        sel = Selection([s for s, k in zip(sel.samples, keep) if k], sel.y[keep], sel.classes, sel.excluded)
+        sel = LabelledSet([s for s, k in zip(sel.samples, keep) if k], sel.y[keep], sel.classes, sel.excluded)
         return sel, {**params, "on_missing": "error"}
     if policy == "blank" and n <= MAX_BLANK_SHARE * total:
         return sel, params

@@ -34,9 +34,9 @@ from benchmark.provenance import (checkpoint_records, data_fingerprint, git_comm
 from benchmark.results import FoldRecord, load_result
 from benchmark.twin import fixed_companion
 from models import MODELS
-from models.base import Model, SelectionSet, TorchClassifier
+from models.base import Model, EpochChoiceSet, TorchClassifier
 from protocols import PROTOCOLS
-from protocols.base import Fold, Protocol, Selection, carve_validation, missing_classes
+from protocols.base import Fold, Protocol, LabelledSet, carve_validation, missing_classes
 from representations import REPRESENTATIONS
 from representations.base import Representation
 
@@ -75,7 +75,7 @@ class Plan:
     """Everything fixed before training: the protocol's samples, its folds and the templates."""
 
     cfg: RunConfig
-    sel: Selection
+    sel: LabelledSet
     folds: tuple[Fold, ...]
     rep: Representation
     model: Model
@@ -119,17 +119,17 @@ def plan(cfg: RunConfig) -> Plan:
     return p
 
 
-def _epoch_choice_data(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, SelectionSet | None]:
+def _epoch_choice_data(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, EpochChoiceSet | None]:
     """Training indices and the set the epoch is chosen on, per selection mode."""
     mode, y = p.cfg.selection, p.sel.y
     if mode in ("fixed", "published-weights"):  # the latter trains nothing (fold_model)
         return fold.train, None
     if mode == "oracle":  # reproduces scripts that pick the epoch on the test subject
-        return fold.train, SelectionSet(X[fold.test], y[fold.test], "accuracy")
+        return fold.train, EpochChoiceSet(X[fold.test], y[fold.test], "accuracy")
     if fold.val is not None:
-        return fold.train, SelectionSet(X[fold.val], y[fold.val], "uf1")
+        return fold.train, EpochChoiceSet(X[fold.val], y[fold.val], "uf1")
     train, val = carve_validation(fold.train, p.sel.groups, seed=seed)
-    return train, SelectionSet(X[val], y[val], "uf1")
+    return train, EpochChoiceSet(X[val], y[val], "uf1")
 
 
 def _contamination(p: Plan, rep, fold: Fold) -> list[str]:

@@ -24,7 +24,7 @@ AGGREGATES = ("mean", "vote")
 
 
 @dataclass
-class SelectionSet:
+class EpochChoiceSet:
     """Data the epoch is chosen on: an inner validation split, or (oracle) the test fold."""
 
     X: np.ndarray
@@ -35,17 +35,17 @@ class SelectionSet:
 class EpochChoice:
     """The epoch rule of the torch training loops, called after every epoch.
 
-    Without a ``SelectionSet`` the last epoch is kept. With one, the model is
+    Without a ``EpochChoiceSet`` the last epoch is kept. With one, the model is
     scored on it after each epoch and the best epoch's weights are kept (ties
     keep the earlier epoch). The scoring runs in ``eval`` mode under
     ``no_grad`` and draws no random numbers, so training is the same as
     without it; the last epoch's probabilities on the set are kept in
     ``model.last_selection_proba_``: under oracle selection (the set is the test
     fold) they are the ``fixed`` run's test predictions
-    (``benchmark.runner.fixed_companion``).
+    (``benchmark.benchmark.twin.fixed_companion``).
     """
 
-    def __init__(self, model: "Model", selection: "SelectionSet | None"):
+    def __init__(self, model: "Model", selection: "EpochChoiceSet | None"):
         self.model, self.selection, self.best, self.state = model, selection, -np.inf, None
         model.history_, model.best_epoch_ = [], model.epochs
 
@@ -70,7 +70,7 @@ class EpochChoice:
 class Model(BaseEstimator):
     accepts: frozenset[str] = frozenset()
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+    def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
             class_names: Sequence[str] | None = None) -> "Model":
         raise NotImplementedError
 
@@ -128,7 +128,7 @@ class TorchClassifier(Model):
     """Full-batch-on-device training loop shared by the torch models.
 
     The data are moved to the device once; each epoch draws a seeded
-    permutation and steps through mini-batches. With a ``SelectionSet`` the
+    permutation and steps through mini-batches. With a ``EpochChoiceSet`` the
     model is scored after every epoch and the best epoch's weights are kept
     (ties keep the earlier epoch); without one, the last epoch is used.
 
@@ -173,7 +173,7 @@ class TorchClassifier(Model):
     def _loss(self, y: torch.Tensor, n_classes: int) -> nn.Module:
         return make_loss(self.loss, y, n_classes).to(y.device)
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+    def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
             class_names: Sequence[str] | None = None) -> "TorchClassifier":
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
 from models import MODELS
-from models.base import Model, SelectionSet
+from models.base import Model, EpochChoiceSet
 
 FEATURES = ("auto", "raw", "bow")
 KERNELS = ("rbf", "linear", "poly", "sigmoid", "linearsvc")
@@ -104,7 +104,7 @@ class SVM(Model):
                   max_iter=self.max_iter, random_state=self.seed)
         return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False) if self.probability else svc
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+    def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
             class_names: Sequence[str] | None = None) -> "SVM":
         self._check()
         X, y = np.asarray(X), np.asarray(y)

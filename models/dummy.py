@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.dummy import DummyClassifier
 
 from models import MODELS
-from models.base import Model, SelectionSet
+from models.base import Model, EpochChoiceSet
 
 STRATEGIES = ("stratified", "uniform", "most_frequent", "prior")
 
@@ -39,7 +39,7 @@ class Dummy(Model):
         self.strategy = strategy
         self.seed = seed
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+    def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
             class_names: Sequence[str] | None = None) -> "Dummy":
         if self.strategy not in STRATEGIES:
             raise ValueError(f"dummy: strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from models import MODELS
-from models.base import Model, SelectionSet
+from models.base import Model, EpochChoiceSet
 
 
 @MODELS.register()
@@ -43,7 +43,7 @@ class LogReg(Model):
         X = np.asarray(X, dtype=np.float64)
         return X.reshape(len(X), -1)
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+    def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
             class_names: Sequence[str] | None = None) -> "LogReg":
         # selection (epoch choice) has no meaning for a convex model: ignored
         X = self._flat(X)

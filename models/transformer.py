@@ -35,7 +35,7 @@ from torch import nn
 
 from models import MODELS
 from benchmark.core.device import resolve_device
-from models.base import EpochChoice, SelectionSet, TorchClassifier
+from models.base import EpochChoice, EpochChoiceSet, TorchClassifier
 from models.edclip import DEFAULT_ENCODER, class_prompts, edclip_loss, encoder_version, prompt_embeddings
 
 # paper: width 512, 8 heads, 2 layers (section 4.2); feed-forward 512, dropout 0.2 and batch 16
@@ -289,7 +289,7 @@ class Transformer(TorchClassifier):
                                                            self.tau, self.delta, self.lambda_oth)
         return loss
 
-    def fit(self, X, y, n_classes: int, selection: SelectionSet | None = None,
+    def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
             class_names: Sequence[str] | None = None) -> "Transformer":
         threads = torch.get_num_threads()
         if resolve_device(self.device).type == "cpu" and self._size()["width"] <= SMALL_WIDTH:
@@ -301,7 +301,7 @@ class Transformer(TorchClassifier):
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, X, y, n_classes: int, selection: SelectionSet | None,
+    def _fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None,
              class_names: Sequence[str] | None = None) -> "Transformer":
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)

@@ -25,7 +25,7 @@ class Fold:
 
 
 @dataclass
-class Selection:
+class LabelledSet:
     """Samples a protocol evaluates, their integer labels and what was left out."""
 
     samples: list[Sample]
@@ -54,7 +54,7 @@ class Protocol:
                 "label_set": self.label_set, "dataset": self.dataset,
                 "bootstrap_unit": self.bootstrap_unit}
 
-    def select(self, report: DatasetReport) -> Selection:
+    def select(self, report: DatasetReport) -> LabelledSet:
         mapping, classes = LABEL_SETS[self.label_set]
         keep, y, excluded = [], [], Counter()
         for s in report.samples:
@@ -69,9 +69,9 @@ class Protocol:
         if not keep:
             what = f" for dataset {self.dataset!r}" if self.dataset else ""
             raise ProtocolError(f"{type(self).registry_name}: no samples with labels in {self.label_set}{what}")
-        return Selection(keep, np.array(y), classes, dict(excluded))
+        return LabelledSet(keep, np.array(y), classes, dict(excluded))
 
-    def split(self, sel: Selection, seed: int = 0) -> list[Fold]:
+    def split(self, sel: LabelledSet, seed: int = 0) -> list[Fold]:
         return loso_folds(sel.groups)
 
 

@@ -29,7 +29,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from benchmark.core.samples import DatasetReport
 from protocols import PROTOCOLS
-from protocols.base import Fold, Protocol, ProtocolError, Selection
+from protocols.base import Fold, Protocol, ProtocolError, LabelledSet
 
 
 @PROTOCOLS.register()
@@ -44,7 +44,7 @@ class Identity(Protocol):
         super().__init__(dataset)
         self._chance: dict = {}
 
-    def select(self, report: DatasetReport) -> Selection:
+    def select(self, report: DatasetReport) -> LabelledSet:
         samples = [s for s in report.samples if not self.dataset or s.dataset == self.dataset]
         if not samples:
             raise ProtocolError(f"identity: no samples for dataset {self.dataset!r}")
@@ -61,9 +61,9 @@ class Identity(Protocol):
                         "majority_accuracy": float(n_per.max() / len(kept)),
                         "balanced_accuracy": 1.0 / len(keep_subjects),
                         "subjects_below_n_folds": int((n_per < self.n_folds).sum())}
-        return Selection(kept, y, tuple(keep_subjects), excluded)
+        return LabelledSet(kept, y, tuple(keep_subjects), excluded)
 
-    def split(self, sel: Selection, seed: int = 0) -> list[Fold]:
+    def split(self, sel: LabelledSet, seed: int = 0) -> list[Fold]:
         if np.bincount(sel.y).max() < self.n_folds:  # sklearn's own message names no protocol
             raise ProtocolError(f"identity: {self.n_folds}-fold probe needs a subject with {self.n_folds}+ "
                                 f"samples; the largest has {np.bincount(sel.y).max()}")

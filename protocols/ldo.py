@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import PROTOCOLS
-from protocols.base import Fold, Protocol, ProtocolError, Selection
+from protocols.base import Fold, Protocol, ProtocolError, LabelledSet
 
 
 @PROTOCOLS.register()
@@ -27,7 +27,7 @@ class LDO(Protocol):
     bootstrap_unit = "sample"
     databases = ("casme2", "samm", "smic")
 
-    def split(self, sel: Selection, seed: int = 0) -> list[Fold]:
+    def split(self, sel: LabelledSet, seed: int = 0) -> list[Fold]:
         dbs = np.array([s.dataset for s in sel.samples])
         present = [d for d in self.databases if (dbs == d).any()]
         absent = [d for d in self.databases if d not in present]

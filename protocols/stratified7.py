@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols import PROTOCOLS
-from protocols.base import Fold, Protocol, ProtocolError, Selection
+from protocols.base import Fold, Protocol, ProtocolError, LabelledSet
 
 FRACTIONS = (0.788, 0.102, 0.110)  # train, val, test
 
@@ -22,7 +22,7 @@ class Stratified7(Protocol):
     def __init__(self, dataset: str | None = None):
         super().__init__(dataset or "casme2")
 
-    def split(self, sel: Selection, seed: int = 0) -> list[Fold]:
+    def split(self, sel: LabelledSet, seed: int = 0) -> list[Fold]:
         """Per-class allocation; classes too small for a test share stay in train."""
         rng = np.random.default_rng(seed)
         train, val, test = [], [], []

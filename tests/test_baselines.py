@@ -216,11 +216,11 @@ def test_ldo_needs_every_database(composite, synthetic_tiny):
     with pytest.raises(ProtocolError, match="--dataset casme2"):
         one = PROTOCOLS.get("ldo")(dataset="casme2")
         one.split(one.select(read_dataset("megc2019", synthetic_tiny / "megc2019")))
-    from protocols.base import Selection
+    from protocols.base import LabelledSet
 
     keep = [i for i, s in enumerate(sel.samples) if s.dataset != "samm"]
     with pytest.raises(ProtocolError, match="none of samm"):
-        protocol.split(Selection([sel.samples[i] for i in keep], sel.y[keep], sel.classes))
+        protocol.split(LabelledSet([sel.samples[i] for i in keep], sel.y[keep], sel.classes))
 
 
 def test_ldo_run_reports_each_held_out_database(tmp_path):

@@ -357,14 +357,14 @@ def test_analysis_writes_pngs(cache, tiny_root, tmp_path):
 
 
 def test_transformer_scoring_epochs_does_not_change_training(cache):
-    """What runner.fixed_companion relies on: with a selection set the last epoch's
+    """What benchmark.twin.fixed_companion relies on: with a selection set the last epoch's
     probabilities are those of the same model trained without one."""
-    from models.base import SelectionSet
+    from models.base import EpochChoiceSet
 
     X, y = _tokens()
     plain = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3, class_names=CDE_CLASSES)
     scored = Transformer(epochs=3, text_encoder="hash", seed=1).fit(X, y, n_classes=3, class_names=CDE_CLASSES,
-                                                                   selection=SelectionSet(X[:5], y[:5]))
+                                                                   selection=EpochChoiceSet(X[:5], y[:5]))
     np.testing.assert_array_equal(scored.last_selection_proba_, plain.predict_proba(X[:5]))
 
 

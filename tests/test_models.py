@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.base import SelectionSet
+from models.base import EpochChoiceSet
 from models.ststnet import STSTNet, _STSTNet
 from tests.conftest import toy_images
 
@@ -61,7 +61,7 @@ def test_training_is_deterministic_on_cpu():
 
 def test_selection_keeps_best_epoch_weights():
     X, y = toy_images()
-    m = STSTNet(epochs=30, lr=1e-2, batch_size=12, seed=0).fit(X, y, 3, selection=SelectionSet(X, y, "accuracy"))
+    m = STSTNet(epochs=30, lr=1e-2, batch_size=12, seed=0).fit(X, y, 3, selection=EpochChoiceSet(X, y, "accuracy"))
     assert len(m.history_) == 30
     assert m.history_[m.best_epoch_ - 1] == max(m.history_)
     assert (m.predict_proba(X).argmax(1) == y).mean() == pytest.approx(max(m.history_))
