@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", help="generate markdown leaderboards from run folders")
     lb.add_argument("--runs", action="append", help="folder(s) of run folders (default results/runs)")
     lb.add_argument("--out", default="results/LEADERBOARD.md")
+    lb.add_argument("--allow-empty", action="store_true", help="write a leaderboard even when no run is found")
     ck = sub.add_parser("check", help="CI regression check against results/baselines.json")
     ck.add_argument("--baselines", default="results/baselines.json")
     ck.add_argument("--update", action="store_true", help="rewrite the baselines from this run")
@@ -249,7 +250,7 @@ def cmd_data_check(args) -> int:
 def cmd_leaderboard(args) -> int:
     from benchmark.leaderboard import write_leaderboard
 
-    path = write_leaderboard([Path(r) for r in (args.runs or ["results/runs"])], Path(args.out))
+    path = write_leaderboard([Path(r) for r in (args.runs or ["results/runs"])], Path(args.out), args.allow_empty)
     print(f"wrote {path}")
     return 0
 

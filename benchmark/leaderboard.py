@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from benchmark.datasets.megc2019 import NOT_OFFICIAL, OFFICIAL
 from benchmark.provenance import read_json
 from benchmark.results import RunResult, load_result
 
@@ -36,25 +37,66 @@ class Entry:
     result: RunResult
     folder: str
     params: Mapping[str, object]
+    header: Mapping[str, object] = None  # the run's config.json (data checks, inputs)
 
     @property
     def section(self) -> int:
         return ORACLE if self.result.oracle else PUBLISHED if self.result.published_weights else TRAINED
 
 
-def collect(run_dirs: list[Path]) -> list[Entry]:
-    entries = []
+class LeaderboardError(ValueError):
+    """Run folders that cannot make a leaderboard (a missing folder, no runs)."""
+
+
+def collect(run_dirs: list[Path], allow_empty: bool = False) -> list[Entry]:
+    """Every run under ``run_dirs``; a run id met twice (two ``--runs`` folders) is listed once,
+    from the first folder. A missing folder, or no run at all unless ``allow_empty``, is an
+    error: writing "No runs yet." over a committed leaderboard is never what a typo meant."""
+    entries, seen = [], set()
     for parent in run_dirs:
+        if not Path(parent).is_dir():
+            raise LeaderboardError(f"--runs {parent}: no such folder")
         for m in sorted(Path(parent).glob("*/metrics.json")):
+            if m.parent.name in seen:
+                continue
+            seen.add(m.parent.name)
             cfg = m.parent / "config.json"
             try:  # a damaged run folder is named, not a traceback
-                c = read_json(cfg).get("config", {}) if cfg.exists() else {}
+                header = read_json(cfg) if cfg.exists() else {}
                 result = load_result(m)
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 msg = str(exc).strip("'\"")
                 raise ValueError(msg if str(m.parent) in msg else f"{m}: unreadable run record: {msg}") from None
-            entries.append(Entry(result, m.parent.name, {**c.get("rep_params", {}), **c.get("model_params", {})}))
+            c = header.get("config", {})
+            entries.append(Entry(result, m.parent.name, {**c.get("rep_params", {}), **c.get("model_params", {})},
+                                 header))
+    if not entries and not allow_empty:
+        raise LeaderboardError(f"no run folders (*/metrics.json) under {', '.join(map(str, run_dirs))}; "
+                               "pass --allow-empty to write an empty leaderboard")
     return entries
+
+
+def data_class(e: Entry) -> str:
+    """How the run's data compare with the official ones: the MEGC2019 list is checked against the
+    official composite's counts (a run made before the check is judged by its own sample and
+    subject counts, the same test); blank or dropped inputs and the source's defects are counted."""
+    h, r = e.header or {}, e.result
+    defects = h.get("dataset_defects") or []
+    parts = []
+    source = (h.get("protocol") or {}).get("source")
+    if r.data != "real":
+        parts.append(r.data)
+    elif source == "megc2019":
+        dbs = [r.dataset] if r.dataset else list(OFFICIAL)
+        want = (sum(sum(OFFICIAL[d][0]) for d in dbs if d in OFFICIAL), sum(OFFICIAL[d][1] for d in dbs if d in OFFICIAL))
+        modified = any(d.get("kind") == NOT_OFFICIAL for d in defects) or (
+            r.protocol in ("cde", "ldo") and (h.get("n_samples"), h.get("n_subjects")) != want)
+        parts.append("MODIFIED list" if modified else "official list")
+    inputs = h.get("inputs") or {}
+    parts += [f"{inputs[k]} {k}" for k in ("blank", "dropped") if inputs.get(k)]
+    if defects:
+        parts.append(f"{len(defects)} defects")
+    return " · ".join(parts) or "–"
 
 
 def _ci(block) -> str:
@@ -94,7 +136,7 @@ def _row(e: Entry, dbs: list[str], oracle: bool = False) -> str:
     return "| " + " | ".join([
         r.rep, r.model, _ci(o.uf1) + std, *([_vs_fixed(r)] if oracle else []), _ci(o.uar),
         f"{o.accuracy.mean:.4f}", *per, str(o.n), ",".join(map(str, r.seeds)), r.selection,
-        str(r.epochs or "–"), f"{r.fold_seconds:.0f}", _notes(e), f"`{e.folder}`"]) + " |"
+        str(r.epochs or "–"), f"{r.fold_seconds:.0f}", data_class(e), _notes(e), f"`{e.folder}`"]) + " |"
 
 
 def _table(entries: list[Entry]) -> list[str]:
@@ -103,7 +145,7 @@ def _table(entries: list[Entry]) -> list[str]:
     oracle = any(e.result.oracle for e in entries)
     head = ["rep", "model", f"UF1 [95% CI, {unit}]", *(["UF1 − fixed, same training [95% CI]"] if oracle else []),
             "UAR [95% CI]", "acc", *[f"UF1 {d}" for d in dbs], "n", "seeds", "selection", "epochs", "train s",
-            "notes", "run"]
+            "data", "notes", "run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     entries = sorted(entries, key=lambda e: (-e.result.metrics.overall.uf1.mean, e.result.rep, e.result.model, e.folder))
     return lines + [_row(e, dbs, oracle) for e in entries]
@@ -120,7 +162,9 @@ def render(entries: list[Entry]) -> str:
            "never mixed. Rows with oracle selection (epoch chosen on the test fold) are reproductions of "
            "published scripts, listed apart and not ranked; their 'UF1 − fixed' column is the paired (same samples, "
            "same bootstrap resamples) difference to the last epoch of the same training. 'train s' sums every fold's training seconds "
-           "(all seeds and worker processes), which a resumed run still measures.", ""]
+           "(all seeds and worker processes), which a resumed run still measures. 'data': whether the MEGC2019 list is "
+           "the official composite (its counts), samples given blank inputs or dropped for lack of frames, and the "
+           "number of source defects recorded with their fallbacks in the run's config.json.", ""]
     for key in sorted(groups, key=lambda k: (k[2] != "real", k[3], k[0], k[1])):
         protocol, dataset, data, section = key
         title = PROTOCOL_TITLES.get(protocol, protocol) + (f" — {dataset} only" if dataset else "")
@@ -157,8 +201,8 @@ def forest_plot(entries: list[Entry], path: Path) -> None:
     plt.close(fig)
 
 
-def write_leaderboard(run_dirs: list[Path], out: Path) -> Path:
-    entries = collect(run_dirs)
+def write_leaderboard(run_dirs: list[Path], out: Path, allow_empty: bool = False) -> Path:
+    entries = collect(run_dirs, allow_empty)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(entries))
     forest_plot(entries, out.with_name("leaderboard_forest.png"))

@@ -58,3 +58,48 @@ def test_published_weights_are_listed_apart_and_never_ranked_with_trained_runs(t
         "trained runs)"]
     assert trained.run_id in sections[0] and published.run_id not in sections[0]  # its higher UF1 ranks nothing
     assert published.run_id in sections[1] and "nothing was trained" in sections[1]
+
+
+def _one_run(tmp_path, name, header=None):
+    """A run folder holding a committed-shape metrics.json (and a config.json if given)."""
+    r = load_result(next(HISTORIC.glob("v1_training-weights-per-database__*.json")))
+    r = replace(r, run_id=name)
+    (tmp_path / name).mkdir(parents=True)
+    (tmp_path / name / "metrics.json").write_text(json.dumps(r.to_json()))
+    if header is not None:
+        (tmp_path / name / "config.json").write_text(json.dumps(header))
+    return r
+
+
+def test_a_modified_list_and_blank_inputs_are_marked_in_the_row(tmp_path):
+    """Before: a run on a list with one row removed, or on blank inputs, was ranked beside clean
+    ones with no marker."""
+    official = {"protocol": {"source": "megc2019"}, "n_samples": 442, "n_subjects": 68, "dataset_defects": []}
+    _one_run(tmp_path, "cde_a_clean", official)
+    _one_run(tmp_path, "cde_b_short", {**official, "n_samples": 441})  # made before the list was checked
+    _one_run(tmp_path, "cde_c_flagged", {**official, "dataset_defects": [{"kind": "differs_from_official"}],
+                                         "inputs": {"blank": 3, "dropped": 0}})
+    rows = {line.split("`")[-2]: line for line in render(collect([tmp_path])).splitlines() if line.count("`") >= 2}
+    assert "official list" in rows["cde_a_clean"] and "MODIFIED" not in rows["cde_a_clean"]
+    assert "MODIFIED list" in rows["cde_b_short"]
+    assert "MODIFIED list" in rows["cde_c_flagged"] and "3 blank" in rows["cde_c_flagged"]
+    assert "1 defects" in rows["cde_c_flagged"]
+
+
+def test_a_run_in_two_runs_folders_is_listed_once(tmp_path):
+    _one_run(tmp_path / "a", "cde_same_run")
+    _one_run(tmp_path / "b", "cde_same_run")
+    assert len(collect([tmp_path / "a", tmp_path / "b"])) == 1
+
+
+def test_a_missing_or_empty_runs_folder_never_overwrites_the_leaderboard(tmp_path):
+    from benchmark.cli import main
+
+    board = tmp_path / "LEADERBOARD.md"
+    board.write_text("committed")
+    (tmp_path / "empty").mkdir()
+    assert main(["leaderboard", "--runs", str(tmp_path / "typo"), "--out", str(board)]) == 2
+    assert main(["leaderboard", "--runs", str(tmp_path / "empty"), "--out", str(board)]) == 2
+    assert board.read_text() == "committed"
+    assert main(["leaderboard", "--runs", str(tmp_path / "empty"), "--out", str(board), "--allow-empty"]) == 0
+    assert "No runs yet." in board.read_text()
