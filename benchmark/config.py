@@ -48,7 +48,7 @@ class RunConfig:
     split_seed: int = 0
     allow_contamination: bool = False
     label: str | None = None  # free-text tag shown in the leaderboard (e.g. "CPU schedule")
-    workers: int | str = "auto"  # fold processes (1 torch thread each when > 1); auto: runner.worker_count
+    workers: int | str = "auto"  # fold processes (1 torch thread each when > 1); auto: benchmark.plan.worker_count
     fold_parallel: str = "auto"  # train a seed's folds as one stacked model: auto (on CUDA) | on | off
     fold_group: int = 0  # folds per stacked model (0: all of a seed's folds, split over the workers)
     data_params: dict = field(default_factory=dict)  # dataset reader options (e.g. which frame folders)

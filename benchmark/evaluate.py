@@ -6,7 +6,7 @@
 Authors of LOSO papers publish one checkpoint per test subject. This runs the
 suite's ordinary run path (``benchmark.runner.execute``) with selection
 ``published-weights``: planning (``check_weights``, called by
-``runner.plan``) matches every fold to the checkpoint named after its test
+``plan.plan``) matches every fold to the checkpoint named after its test
 subject (``<subject>.pth`` or ``.pt``, the subject without its database prefix:
 ``sub01``, ``006``, ``s01``), loads each through the model's state-dict adapter
 (``Model.load_published``, e.g. ``models/ststnet.py``) and stops with a one-line
@@ -14,7 +14,7 @@ error before any prediction when the folder does not fit: a subject without a
 checkpoint, a checkpoint that names no test subject, a folder made for another
 protocol, keys or shapes the adapter does not accept (file and first key named).
 Each fold's model is then the loaded checkpoint (``published_model``, called by
-``runner.fold_model``) instead of a trained one. The run folder is an ordinary
+``folds.fold_model``) instead of a trained one. The run folder is an ordinary
 one; ``config.json`` records the weights folder as given and every file's
 sha256 (``published_weights``), each fold record its file and digest.
 """
@@ -72,7 +72,7 @@ def _tolerated(p) -> set[str]:
 def check_weights(p) -> dict:
     """Check a planned run's weights folder against its folds; the record for ``config.json``.
 
-    Called by ``runner.plan`` when ``cfg.weights`` is set or the selection is
+    Called by ``plan.plan`` when ``cfg.weights`` is set or the selection is
     ``published-weights``. Every error is one line naming what is wrong.
     """
     cfg = p.cfg
@@ -146,7 +146,7 @@ def _load(template, path: Path, in_shape, n_classes: int, p):
 
 
 def published_model(p, fold, X):
-    """The fold's model: its planned checkpoint loaded through the adapter (``runner.fold_model``).
+    """The fold's model: its planned checkpoint loaded through the adapter (``folds.fold_model``).
     The file must still be the one planned (same sha256)."""
     root = Path(p.weights["dir"])
     name = p.weights["folds"][fold.name]

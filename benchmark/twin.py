@@ -19,7 +19,7 @@ from benchmark import rundir, scoring
 from benchmark.results import FixedCompanion, FoldRecord
 
 if TYPE_CHECKING:
-    from benchmark.runner import Plan
+    from benchmark.plan import Plan
 
 log = logging.getLogger("benchmark")
 

@@ -90,7 +90,7 @@ def test_interrupted_run_resumes_without_retraining_finished_folds(flow_root, tm
     for f in fold_files[1:4]:  # an old run: its finished folds in the first fold-file version
         _as_version_1(f)
     calls = []
-    import benchmark.runner as runner
+    import benchmark.folds as runner  # where run_unit looks run_fold up
 
     original = runner.run_fold
     monkeypatch.setattr(runner, "run_fold", lambda *a, **k: calls.append(1) or original(*a, **k))
