@@ -107,15 +107,9 @@ def _sweep_parser(sub) -> None:
 
 
 def _parse_params(items: list[str]) -> dict:
-    import yaml
+    from benchmark.config import parse_params
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"error: parameter {item!r} is not K=V")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    return parse_params(items)
 
 
 def _rep_params(args) -> dict:

@@ -189,3 +189,17 @@ def load_yaml(path: str | Path):
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def parse_params(items: list[str]) -> dict:
+    """``["K=V", ...]`` from ``--rep-param``/``--model-param``/``--data-param`` -> a dict, each value
+    read as YAML (``3`` an int, ``true`` a bool, ``a,b`` a string)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"parameter {item!r} is not K=V")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

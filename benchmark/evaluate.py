@@ -182,15 +182,9 @@ def add_parser(sub) -> None:
 
 
 def _params(items: list[str]) -> dict | None:
-    import yaml
+    from benchmark.config import parse_params
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"parameter {item!r} is not K=V")
-        out[key.strip()] = yaml.safe_load(value)
-    return out or None
+    return parse_params(items) or None
 
 
 def cmd(args) -> int:

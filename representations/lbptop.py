@@ -38,6 +38,7 @@ import numpy as np
 
 from representations import REPRESENTATIONS
 from representations.preprocess import PixelRepresentation, prepare, read_frames, to_gray
+from representations.sampling import clip_bounds
 
 METHODS = ("nri_uniform", "uniform")
 PLANES = ("XY", "XT", "YT")
@@ -98,14 +99,7 @@ def lbp_top(volume: np.ndarray, points: int = 8, radius: int = 1, blocks: int = 
 def clip_frames(sample, radius: int = 1) -> tuple[list[int], list[dict]]:
     """Frame numbers LBP-TOP uses for a sample (see module docstring) and the events."""
     numbers = sorted(sample.frames)
-    events: list[dict] = []
-    onset, offset = sample.onset, sample.offset
-    if onset is None:
-        onset = numbers[0]
-        events.append({"sample": sample.key, "kind": "no_onset", "detail": f"first frame {onset} used as onset"})
-    if offset is None:
-        offset = numbers[-1]
-        events.append({"sample": sample.key, "kind": "no_offset", "detail": f"last frame {offset} used as offset"})
+    onset, offset, events = clip_bounds(sample)
     lo, hi = min(onset, offset), max(onset, offset)
     used = [n for n in numbers if lo <= n <= hi]
     need = 2 * int(np.ceil(radius)) + 1

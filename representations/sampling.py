@@ -41,6 +41,19 @@ def temporal_indices(onset: int, apex: int, offset: int, mode: str) -> list[int]
     return [int(np.clip(i, lo, hi)) for i in idx]
 
 
+def clip_bounds(sample: Sample) -> tuple[int, int, list[dict]]:
+    """The annotated onset and offset, else the first and last available frame (recorded)."""
+    numbers = sorted(sample.frames)
+    onset, offset, events = sample.onset, sample.offset, []
+    if onset is None:
+        onset = numbers[0]
+        events.append({"sample": sample.key, "kind": "no_onset", "detail": f"first frame {onset} used as onset"})
+    if offset is None:
+        offset = numbers[-1]
+        events.append({"sample": sample.key, "kind": "no_offset", "detail": f"last frame {offset} used as offset"})
+    return onset, offset, events
+
+
 def key_frames(sample: Sample, apex: str = "annotated", spot_method: str = "flow-prior",
                cache=None, prep=None) -> tuple[dict[str, int], list[dict]]:
     """``{"onset", "apex", "offset"}`` frame numbers and the events taken to get them.
@@ -52,15 +65,7 @@ def key_frames(sample: Sample, apex: str = "annotated", spot_method: str = "flow
         raise ValueError(f"apex must be one of {', '.join(APEX_MODES)}, not {apex!r}")
     if not sample.frames:
         raise RepresentationError(f"{sample.key}: no frames are available for this sample")
-    events: list[dict] = []
-    numbers = sorted(sample.frames)
-    onset, offset = sample.onset, sample.offset
-    if onset is None:
-        onset = numbers[0]
-        events.append({"sample": sample.key, "kind": "no_onset", "detail": f"first frame {onset} used as onset"})
-    if offset is None:
-        offset = numbers[-1]
-        events.append({"sample": sample.key, "kind": "no_offset", "detail": f"last frame {offset} used as offset"})
+    onset, offset, events = clip_bounds(sample)
     a = sample.apex
     if a is None or apex == "spotted":
         from representations.apex_spotting import spot_apex_cached
