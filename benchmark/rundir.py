@@ -47,8 +47,8 @@ def run_lock(out: Path) -> Iterator[None]:
     import fcntl
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)  # beside the folder: a refused config leaves none
-    with open(out.parent / f".{out.name}.lock", "a+") as fh:
+    out.mkdir(parents=True, exist_ok=True)  # the runner takes it after planning: bad input leaves no folder
+    with open(out / ".lock", "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
