@@ -43,10 +43,10 @@ def tiny_samples(synthetic_tiny):
 
 # ------------------------------------------------------------------------ representations
 @pytest.mark.parametrize("name", REPRESENTATIONS.names())
-def test_representation_declares_a_known_kind_and_clones(name):
+def test_representation_declares_a_known_kind_and_clones(name, rep_cache):
     cls = REPRESENTATIONS.get(name)
     assert cls.kind in KINDS
-    rep = cls()
+    rep = cls(**TINY_REP_PARAMS.get(name, {})).prepare()  # a recipe may name a checkpoint prepare() builds
     assert clone(rep).get_params() == rep.get_params()
     json.dumps(rep.recipe())  # the cache key and config.json need a JSON recipe
 
