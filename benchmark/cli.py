@@ -75,13 +75,13 @@ def _workers(text: str) -> int | str:
 
 def run_settings(args) -> dict:
     """The ``run`` flags given, as RunConfig values (None: not given, so YAML or the default holds)."""
-    from benchmark.config import RunConfig, parse_seeds
+    from benchmark.config import RunConfig, parse_params, parse_seeds
 
     values = {}
     for f in dataclasses.fields(RunConfig):
         v = getattr(args, f.name)
         if f.name in _PARAM_FLAGS:
-            v = (_rep_params(args) if f.name == "rep_params" else _parse_params(v)) or None
+            v = (_rep_params(args) if f.name == "rep_params" else parse_params(v)) or None
         elif f.name == "plugins":
             v = v or None
         elif f.name == "seeds" and v is not None:
@@ -106,14 +106,10 @@ def _sweep_parser(sub) -> None:
     _plugin_arg(s)
 
 
-def _parse_params(items: list[str]) -> dict:
+def _rep_params(args) -> dict:
     from benchmark.config import parse_params
 
-    return parse_params(items)
-
-
-def _rep_params(args) -> dict:
-    params = _parse_params(args.rep_params)
+    params = parse_params(args.rep_params)
     if args.preprocess:
         if params.get("preprocess", args.preprocess) != args.preprocess:
             raise SystemExit("error: --preprocess and --rep-param preprocess=... disagree")

@@ -181,21 +181,16 @@ def add_parser(sub) -> None:
     e.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _params(items: list[str]) -> dict | None:
-    from benchmark.config import parse_params
-
-    return parse_params(items) or None
-
-
 def cmd(args) -> int:
-    from benchmark.config import resolve
+    from benchmark.config import parse_params, resolve
     from benchmark.runner import execute, load_metrics
 
     cfg = resolve({
         "rep": args.rep, "model": args.model, "protocol": args.protocol, "data_root": args.data_root,
         "data": "real" if args.data_root else "synthetic", "dataset": args.dataset, "out": args.out,
         "device": args.device, "n_boot": args.n_boot, "label": args.label, "selection": SELECTION,
-        "weights": args.weights, "rep_params": _params(args.rep_param), "model_params": _params(args.model_param),
+        "weights": args.weights, "rep_params": parse_params(args.rep_param) or None,
+        "model_params": parse_params(args.model_param) or None,
     })
     run = execute(cfg, progress=not args.quiet)
     m = load_metrics(run)

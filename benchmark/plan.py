@@ -65,6 +65,7 @@ class Plan:
     report: DatasetReport
     protocol: Protocol
     weights: dict | None = None  # published-weights: the checked checkpoint folder (benchmark/evaluate.py)
+    plugins: tuple[dict, ...] = ()  # what load_plugins() recorded of the user code this run imported
 
     @property
     def folder(self) -> Path:
@@ -80,7 +81,7 @@ class Plan:
 
 
 def plan(cfg: RunConfig) -> Plan:
-    load_plugins(cfg.plugins)  # user entries register before their names are looked up
+    plugins = tuple(load_plugins(cfg.plugins))  # user entries register before their names are looked up
     check_compatible(cfg.rep, cfg.model)
     check_params(cfg)  # parameter names and epochs, before any data is read
     protocol = PROTOCOLS.get(cfg.protocol)(dataset=cfg.dataset)
@@ -94,7 +95,7 @@ def plan(cfg: RunConfig) -> Plan:
     model = MODELS.get(cfg.model)(**params)
     if "device" in model.get_params():
         model.set_params(device=str(resolve_device(cfg.device)))
-    p = Plan(cfg, sel, tuple(folds), rep, model, report, protocol)
+    p = Plan(cfg, sel, tuple(folds), rep, model, report, protocol, plugins=plugins)
     if cfg.weights or cfg.selection == "published-weights":  # every checkpoint checked before any prediction
         from benchmark.evaluate import check_weights
 
@@ -147,6 +148,6 @@ def run_header(p: Plan) -> dict:
         "input_fingerprint": input_fingerprint(p.sel.samples), "inputs": inputs_record(p),
         "checkpoints": checkpoint_records(p.rep, p.model),
         **({"published_weights": p.weights} if p.weights is not None else {}),
-        "packages": package_versions(), "plugins": load_plugins(p.cfg.plugins),
+        "packages": package_versions(), "plugins": list(p.plugins),
         "git_commit": git_commit(), "machine": machine(), "started": now(),
     }
