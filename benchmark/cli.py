@@ -103,7 +103,13 @@ def _sweep_parser(sub) -> None:
     s.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
     s.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--rows", type=_labels, default=(), help="arena spec: only these rows (labels, comma-separated)")
+    s.add_argument("--columns", type=_labels, default=(), help="arena spec: only these columns (labels, comma-separated)")
     _plugin_arg(s)
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 def _rep_params(args) -> dict:
@@ -209,7 +215,7 @@ def cmd_sweep(args) -> int:
     from benchmark.results import load_result
     from benchmark.sweep import load_spec, run_sweep
 
-    sweep = load_spec(args.spec, plugins=args.plugin)
+    sweep = load_spec(args.spec, plugins=args.plugin, rows=args.rows, columns=args.columns)
     for note in sweep.notes:
         print(f"note: {note}")
     res = run_sweep(sweep, executor=args.executor, address=args.address, num_cpus=args.num_cpus,

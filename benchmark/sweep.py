@@ -90,15 +90,39 @@ class SweepResult:
 # ------------------------------------------------------------------ spec
 
 
-def load_spec(path: str | Path, plugins: Sequence[str] = ()) -> Sweep:
+def load_spec(path: str | Path, plugins: Sequence[str] = (), rows: Sequence[str] = (),
+              columns: Sequence[str] = ()) -> Sweep:
     """Read and validate a sweep spec (YAML); every error is one line naming the key.
-    ``plugins`` (``--plugin``) are added to the spec's own ``plugins:``."""
+    ``plugins`` (``--plugin``) are added to the spec's own ``plugins:``. An arena spec
+    (``benchmark/matrix/*.yaml``, key ``arena``) runs its runnable cells, optionally only
+    those of the ``rows`` / ``columns`` named (labels)."""
     spec = load_yaml(path)
     if not isinstance(spec, dict):
         raise ConfigError(f"{path}: expected a mapping at top level")
+    if "arena" in spec:
+        if plugins:
+            raise ConfigError(f"{path}: an arena spec takes no plugins")
+        return _arena_sweep(spec, str(path), rows, columns)
+    if rows or columns:
+        raise ConfigError(f"{path}: --rows / --columns select cells of an arena spec; this is a plain sweep spec")
     if plugins:
         spec["plugins"] = [*(spec.get("plugins") or []), *plugins]
     return expand(spec, where=str(path))
+
+
+def _arena_sweep(spec: dict, where: str, rows: Sequence[str], columns: Sequence[str]) -> Sweep:
+    from benchmark.arenas import CHANCE, expand as expand_arena
+
+    arena = expand_arena(spec, where)
+    for asked, known, what in ((rows, (*arena.rows, CHANCE), "row"), (columns, arena.columns, "column")):
+        unknown = [x for x in asked if x not in known]
+        if unknown:
+            raise ConfigError(f"{where}: no {what} {unknown[0]!r} (known: {', '.join(known)})")
+    cells = [c for c in arena.runnable()
+             if (not rows or c.row in rows) and (not columns or c.column in columns or c.row == CHANCE and not rows)]
+    notes = tuple(f"n/a: {c.key}: {c.reason}" for c in arena.cells if c.cfg is None
+                  and (not rows or c.row in rows) and (not columns or c.column in columns))
+    return Sweep(tuple(c.cfg for c in cells), _folds_per_unit(spec, where), None, notes)
 
 
 def expand(spec: dict, where: str = "sweep spec") -> Sweep:
@@ -345,15 +369,19 @@ def run_sweep(sweep: Sweep, executor: str = "local", address: str | None = None,
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
     if address and executor != "ray":
         raise ConfigError("--address needs --executor ray")
-    plans, todo, total, sweep_id = {}, [], 0, uuid.uuid4().hex
+    plans, todo, total, sweep_id, done = {}, [], 0, uuid.uuid4().hex, []
     for cfg in sweep.configs:
+        folder = Path(cfg.out) / cfg.run_id()
+        if (folder / "metrics.json").exists() and not (folder / "folds").is_dir():
+            done.append(folder)  # finished, its fold files not kept (a committed run)
+            continue
         p, out = open_run(cfg)  # config.json and folder now, as `benchmark run` does
         plans[cfg.run_id()] = (p, out)
         units = units_of(p, sweep.folds_per_unit, sweep_id)
         total += len(units)
         todo += [u for u in units if not unit_done(u)]
     left = Counter(u.cfg.run_id() for u in todo)
-    result = SweepResult(runs=[out for _, out in plans.values()], finalized=[], units=total, ran=list(todo))
+    result = SweepResult(runs=[*done, *(out for _, out in plans.values())], finalized=[], units=total, ran=list(todo))
     wall = Counter()
     for rid, (p, out) in plans.items():  # finished earlier, but not finalized (interrupted at the end)
         if not left[rid] and not (out / "metrics.json").exists():
