@@ -18,6 +18,8 @@ One YAML spec per arena in ``benchmark/matrix/`` (run it with ``benchmark sweep`
       - STSTNet: {model: ststnet, seeds: [0, 1, 2]}     # pre-registered seeds
     chance: {rep: tvl1, model: dummy, seeds: [0, 1, 2, 3, 4]}   # the chance row
     reference: {row: tvl1 · face, column: STSTNet}      # every other cell's paired delta is against it
+    published:                             # figures papers report under this protocol (shown beside ours)
+      - {method: "STSTNet (Liong et al. 2019)", uf1: 0.8382, uar: 0.8686, source: "papers/..."}
     cells:                                 # explicit cells (optional): settings for one pair
       tvl1 · face | linear probe: {seeds: [0, 1, 2]}
 
@@ -40,7 +42,8 @@ SEP = " | "  # row | column, in ``cells:`` keys
 ROW_KEYS = {"rep", "rep_params", "data_params"}
 COLUMN_KEYS = {"model", "model_params", "epochs", "selection", "seeds", "label"}
 CELL_KEYS = ROW_KEYS | COLUMN_KEYS - {"rep", "model"}
-SPEC_KEYS = {"folds_per_unit", "arena", "title", "protocol", "dataset", "rows", "columns", "chance", "reference", "cells", "notes"}
+SPEC_KEYS = {"folds_per_unit", "arena", "title", "protocol", "dataset", "rows", "columns", "chance", "reference", "cells",
+             "notes", "published"}
 RUN_KEYS = {"data", "data_root", "seeds", "selection", "rep_params", "model_params", "n_boot", "split_seed",
             "out", "workers", "epochs", "data_params", "device"}
 CHANCE = "chance (stratified dummy)"
@@ -79,6 +82,7 @@ class Arena:
     chance: Cell | None = None
     notes: tuple[str, ...] = field(default=())
     path: str = ""
+    published: tuple[dict, ...] = ()  # published figures for this protocol: {method, uf1, uar?, source}
 
     def cell(self, row: str, column: str) -> Cell:
         for c in self.cells:
@@ -205,11 +209,19 @@ def expand(spec: dict, where: str = "arena spec") -> Arena:
         chance = Cell(CHANCE, "", _config(shared, protocol, dataset, row, col, where=f"{where}: chance"))
     arena = Arena(name, str(spec.get("title") or name), protocol, dataset, tuple(l for l, _ in rows),
                   tuple(l for l, _ in columns), tuple(cells), _reference(spec, rows, columns, where), chance,
-                  tuple(spec.get("notes") or ()), where)
+                  tuple(spec.get("notes") or ()), where, _published(spec, where))
     if arena.reference_cell.cfg is None:
         raise ConfigError(f"{where}: the reference cell {arena.reference_cell.key!r} cannot work: "
                           f"{arena.reference_cell.reason}")
     return arena
+
+
+def _published(spec: dict, where: str) -> tuple[dict, ...]:
+    items = spec.get("published") or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) and {"method", "uf1", "source"} <= set(i)
+                                               and set(i) <= {"method", "uf1", "uar", "source"} for i in items):
+        raise ConfigError(f"{where}: published: a list of {{method, uf1, uar (optional), source}}")
+    return tuple(dict(i) for i in items)
 
 
 def _known(registry, name: str, where: str) -> None:
