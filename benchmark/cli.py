@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("run_b")
     cmp_.add_argument("--n-boot", type=int, default=1000)
     cmp_.add_argument("--json", action="store_true")
+    cps = sub.add_parser("comparisons", help="paired bootstrap of every arena cell against its reference "
+                                              "(results/comparisons/<arena>.json)")
+    cps.add_argument("--arena", action="append", default=[], metavar="NAME", help="only these arenas (repeatable)")
+    cps.add_argument("--runs", default="results/runs", help="folder of run folders")
+    cps.add_argument("--out", default="results/comparisons")
+    cps.add_argument("--n-boot", type=int, default=1000)
     _run_parser(sub)
     _sweep_parser(sub)
     d = sub.add_parser("data", help="dataset tools")
@@ -259,6 +265,25 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_comparisons(args) -> int:
+    from benchmark.arenas import load_arenas
+    from benchmark.comparisons import write_comparisons
+    from benchmark.index import load_index
+
+    arenas = load_arenas()
+    unknown = sorted(set(args.arena) - {a.name for a in arenas})
+    if unknown:
+        raise ValueError(f"unknown arena {unknown[0]!r} (known: {', '.join(a.name for a in arenas)})")
+    chosen = [a for a in arenas if not args.arena or a.name in args.arena]
+    # ablations.json only on a full run: --arena is for redoing one arena quickly
+    for path in write_comparisons(chosen, load_index(), args.runs, args.out, args.n_boot, ablations=not args.arena):
+        data = json.loads(path.read_text())
+        parts = ([(len(data["comparisons"]), len(data["missing"]))] if "comparisons" in data else
+                 [(len(a["comparisons"]), len(a["missing"])) for a in data["ablations"]])
+        print(f"wrote {path}: {sum(p[0] for p in parts)} compared, {sum(p[1] for p in parts)} missing")
+    return 0
+
+
 def cmd_refinalize(args) -> int:
     from benchmark.runner import refinalize
 
@@ -276,7 +301,7 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "compare": cmd_compare, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd, "evaluate": evaluate.cmd,
+                "check": cmd_check, "compare": cmd_compare, "comparisons": cmd_comparisons, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd, "evaluate": evaluate.cmd,
                 "analyze": analyze.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:

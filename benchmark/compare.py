@@ -32,8 +32,13 @@ def load_predictions(run: Path) -> tuple[pd.DataFrame, RunResult]:
 
 def compare(run_a: Path, run_b: Path, n_boot: int = 1000, seed: int = 0) -> dict:
     """Differences ``a - b`` of UF1, UAR and accuracy with paired-bootstrap CIs and p-values."""
-    a, ma = load_predictions(run_a)
-    b, mb = load_predictions(run_b)
+    return paired(load_predictions(run_a), load_predictions(run_b), n_boot, seed)
+
+
+def paired(run_a: tuple[pd.DataFrame, RunResult], run_b: tuple[pd.DataFrame, RunResult],
+           n_boot: int = 1000, seed: int = 0) -> dict:
+    """``compare`` of two runs already read by ``load_predictions`` (so a reference is read once)."""
+    (a, ma), (b, mb) = run_a, run_b
     if ma.classes != mb.classes or ma.protocol != mb.protocol:
         raise ValueError(f"runs differ in protocol or classes ({ma.protocol} {list(ma.classes)} vs "
                          f"{mb.protocol} {list(mb.classes)}): not comparable")
