@@ -39,9 +39,9 @@ from benchmark.config import ConfigError, RunConfig, check_params, load_yaml, re
 
 ARENA_DIR = Path(__file__).parent / "matrix"
 SEP = " | "  # row | column, in ``cells:`` keys
-ROW_KEYS = {"rep", "rep_params", "data_params"}
+ROW_KEYS = {"rep", "rep_params", "data_params", "model_params"}  # a row may set how its samples are classified (e.g. a vote over frames)
 COLUMN_KEYS = {"model", "model_params", "epochs", "selection", "seeds", "label"}
-CELL_KEYS = ROW_KEYS | COLUMN_KEYS - {"rep", "model"}
+CELL_KEYS = (ROW_KEYS | COLUMN_KEYS) - {"rep", "model"}
 SPEC_KEYS = {"folds_per_unit", "arena", "title", "protocol", "dataset", "rows", "columns", "chance", "reference", "cells",
              "notes", "published"}
 RUN_KEYS = {"data", "data_root", "seeds", "selection", "rep_params", "model_params", "n_boot", "split_seed",
@@ -137,6 +137,8 @@ def _config(shared: dict, protocol: str, dataset, *layers: dict, where: str) -> 
     rep, model = layers[0]["rep"], layers[1]["model"]
     takes = _takes(rep, model)
     values = {k: v for k, v in shared.items() if k not in ("rep_params", "model_params")}
+    if "epochs" not in takes["model_params"]:
+        values.pop("epochs", None)  # an arena-wide schedule means nothing to an untrained head
     for key in ("rep_params", "model_params"):
         values[key] = {k: v for k, v in (shared.get(key) or {}).items() if k in takes[key]}
     for layer in layers:
