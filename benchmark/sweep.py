@@ -118,8 +118,12 @@ def _arena_sweep(spec: dict, where: str, rows: Sequence[str], columns: Sequence[
         unknown = [x for x in asked if x not in known]
         if unknown:
             raise ConfigError(f"{where}: no {what} {unknown[0]!r} (known: {', '.join(known)})")
-    cells = [c for c in arena.runnable()
-             if (not rows or c.row in rows) and (not columns or c.column in columns or c.row == CHANCE and not rows)]
+    def wanted(c) -> bool:
+        if c.row == CHANCE:  # the chance row comes along unless rows are named without it
+            return not rows or CHANCE in rows
+        return (not rows or c.row in rows) and (not columns or c.column in columns)
+
+    cells = [c for c in arena.runnable() if wanted(c)]
     notes = tuple(f"n/a: {c.key}: {c.reason}" for c in arena.cells if c.cfg is None
                   and (not rows or c.row in rows) and (not columns or c.column in columns))
     return Sweep(tuple(c.cfg for c in cells), _folds_per_unit(spec, where), None, notes)
