@@ -2,8 +2,8 @@
 
 1. Re-runs each small fixed-seed configuration in ``results/baselines.json``
    (synthetic data) and compares UF1/UAR with the recorded values.
-2. Verifies that ``results/LEADERBOARD.md`` is what the committed run folders
-   generate (tables are never hand-edited).
+2. Verifies that ``results/LEADERBOARD.md`` and the README's results-at-a-glance block are
+   what the committed run folders generate (tables are never hand-edited).
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import json
 import tempfile
 from pathlib import Path
 
+from benchmark import glance
 from benchmark.config import resolve
-from benchmark.leaderboard import collect, render
+from benchmark.leaderboard import build_board, render
 from benchmark.results import load_result
 from benchmark.runner import execute
 
@@ -38,14 +39,17 @@ def _check_runs(baselines: dict, update: bool) -> list[str]:
 
 
 def _check_leaderboard(results: Path) -> list[str]:
-    board = results / "LEADERBOARD.md"
+    """LEADERBOARD.md and the README's results-at-a-glance block are what the run folders generate."""
+    board, readme = results / "LEADERBOARD.md", results.parent / "README.md"
     if not board.exists():
         return []
-    fresh = render(collect([results / "runs"]))
-    if board.read_text() != fresh:
-        return [f"{board} is stale: run `python -m benchmark leaderboard`"]
-    print(f"ok   {board} matches the committed run folders")
-    return []
+    fresh = build_board([results / "runs"])
+    failures = [] if board.read_text() == render(fresh) else [f"{board} is stale: run `python -m benchmark leaderboard`"]
+    if readme.exists() and glance.current_block(readme.read_text(), readme) != glance.render(fresh.matrices):
+        failures.append(f"{readme}: the results-at-a-glance block is stale: run `python -m benchmark leaderboard`")
+    if not failures:
+        print(f"ok   {board} and the block of {readme.name} match the committed run folders")
+    return failures
 
 
 CHECKED_METRICS = ("uf1", "uar")

@@ -151,9 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.add_argument("--images", choices=["key", "all", "none"], default="key",
                    help="open the files a run reads: key frames and flow/apex images (default), every frame, or none")
-    lb = sub.add_parser("leaderboard", help="generate markdown leaderboards from run folders")
-    lb.add_argument("--runs", action="append", help="folder(s) of run folders (default results/runs)")
-    lb.add_argument("--out", default="results/LEADERBOARD.md")
+    lb = sub.add_parser("leaderboard", help="generate the leaderboard (arena matrices, run tables, plots) from run folders")
+    lb.add_argument("--runs", action="append", help="folder(s) of run folders (default results/runs; the index and "
+                    "comparisons are read beside the first)")
+    lb.add_argument("--format", choices=["markdown", "latex", "csv", "json"], default="markdown",
+                    help="markdown (default): LEADERBOARD.md, its plots and the README block; latex/csv/json: the "
+                    "arena matrices only")
+    lb.add_argument("--out", help="markdown: default results/LEADERBOARD.md; other formats: default stdout")
+    lb.add_argument("--arenas", default=None, help="folder of arena specs (default benchmark/matrix)")
+    lb.add_argument("--arena", action="append", help="export only this arena (repeatable; latex/csv/json)")
+    lb.add_argument("--readme", help="README whose results-at-a-glance block to rewrite (default README.md when "
+                    "--out is the default; '' for none)")
     lb.add_argument("--allow-empty", action="store_true", help="write a leaderboard even when no run is found")
     ck = sub.add_parser("check", help="CI regression check against results/baselines.json")
     ck.add_argument("--baselines", default="results/baselines.json")
@@ -250,10 +258,31 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from benchmark.leaderboard import write_leaderboard
+    from benchmark.arenas import ARENA_DIR
+    from benchmark.leaderboard import LeaderboardError, build_board, write_leaderboard
 
-    path = write_leaderboard([Path(r) for r in (args.runs or ["results/runs"])], Path(args.out), args.allow_empty)
-    print(f"wrote {path}")
+    runs, arenas = [Path(r) for r in (args.runs or ["results/runs"])], Path(args.arenas or ARENA_DIR)
+    if args.format == "markdown":
+        out = Path(args.out or "results/LEADERBOARD.md")
+        readme = args.readme if args.readme is not None else (None if args.out else "README.md")
+        path = write_leaderboard(runs, out, args.allow_empty, arenas, Path(readme) if readme else None)
+        print(f"wrote {path}" + (f" and the block of {readme}" if readme else ""))
+        return 0
+    from benchmark.export import export
+
+    matrices = build_board(runs, args.allow_empty, arenas).matrices
+    if args.arena:
+        unknown = sorted(set(args.arena) - {m.arena.name for m in matrices})
+        if unknown:
+            raise LeaderboardError(f"--arena {unknown[0]}: no such arena (known: {', '.join(m.arena.name for m in matrices)})")
+        matrices = [m for m in matrices if m.arena.name in args.arena]
+    text = export(matrices, args.format)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 

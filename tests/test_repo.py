@@ -19,8 +19,10 @@ def test_readme_main_command_is_the_cards_command():
     assert main.endswith("python -m benchmark run --rep dface --model transformer --protocol cde")
 
 
-def test_leaderboard_is_generated_from_committed_runs():
-    from benchmark.leaderboard import collect, render
+def test_leaderboard_and_readme_block_are_generated_from_committed_runs():
+    from benchmark import glance
+    from benchmark.leaderboard import build_board, render
 
-    board = ROOT / "results/LEADERBOARD.md"
-    assert board.read_text() == render(collect([ROOT / "results/runs"]))
+    board = build_board([ROOT / "results/runs"])
+    assert (ROOT / "results/LEADERBOARD.md").read_text() == render(board)
+    assert glance.current_block((ROOT / "README.md").read_text()) == glance.render(board.matrices)
