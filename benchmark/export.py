@@ -85,7 +85,7 @@ def to_latex(matrices: list[Matrix]) -> str:
     for m in matrices:
         a = m.arena
         caption = (f"{tex(a.title)}: UF1 (seed mean) with its 95\\,\\% bootstrap CI over {tex(m.unit or 'subject')}s; "
-                   f"bold: the column's best; $\\times n$: mean of $n$ seeds; n/a: incompatible pair; --: not run. "
+                   f"bold: the column's best (of two or more); $\\times n$: mean of $n$ seeds; n/a: incompatible pair; --: not run. "
                    f"Reference cell: {tex(cell_label(*a.reference))}.")
         labels = list(dict.fromkeys(m.label(col) for col in a.columns if m.label(col)))  # footnotes
         heads = [tex(col) + (f"\\textsuperscript{{{labels.index(m.label(col)) + 1}}}" if m.label(col) else "")

@@ -304,7 +304,7 @@ def _arena_section(m: Matrix, plots: bool) -> list[str]:
     notes = Notes()
     heads = {col: col + notes.mark(m.label(col)) for col in a.columns}
     out += _matrix_rows(m, "uf1", notes, heads) + [""]
-    legend = ("UF1 seed mean [95 % CI]; **bold**: the column's best; ×n: mean of n seeds; "
+    legend = ("UF1 seed mean [95 % CI]; **bold**: the column's best (of two or more); ×n: mean of n seeds; "
               "n/a: the representation's input kind is not one the model takes; –: not run yet.")
     out += [legend + "  ", *notes.lines(), *(f"Note: {n}  " for n in a.notes), *([""] if a.notes else [])]
     if a.published:

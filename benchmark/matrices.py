@@ -80,9 +80,10 @@ class Matrix:
         return [c for c in self.cells if c.status == RUN]
 
     def best(self, column: str, metric: str = "uf1") -> set[str]:
-        """Rows holding the column's highest honest seed mean (ties share it)."""
+        """Rows holding the column's highest honest seed mean (ties share it); none while the column
+        has fewer than two honest cells (a lone cell beats nothing)."""
         done = [c for c in self.cells if c.column == column and c.honest]
-        if not done:
+        if len(done) < 2:
             return set()
         top = max(round(c.metric(metric).mean, 4) for c in done)
         return {c.row for c in done if round(c.metric(metric).mean, 4) == top}

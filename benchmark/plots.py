@@ -57,7 +57,7 @@ def heatmap(m: Matrix, path: Path) -> None:
                         color="white" if dark else "black", fontsize=FONT - 1,
                         fontweight="bold" if r in m.best(col) else "normal")
     ref_i, ref_j = rows.index(m.arena.reference[0]), cols.index(m.arena.reference[1])
-    ax.add_patch(Rectangle((ref_j - 0.5, ref_i - 0.5), 1, 1, fill=False, edgecolor="tab:red", lw=2))
+    ax.add_patch(Rectangle((ref_j - 0.5, ref_i - 0.5), 1, 1, fill=False, edgecolor="tab:red", lw=2.5))
     ax.set_xticks(range(len(cols)), cols, rotation=25, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xticks(np.arange(len(cols) + 1) - 0.5, minor=True)
@@ -69,7 +69,7 @@ def heatmap(m: Matrix, path: Path) -> None:
     notes = "bold: column best; red frame: reference cell; blank: not run yet; ×n: n seeds"
     if chance is not None:
         notes += f"; chance {chance:.3f}"
-    ax.set_title(_title(m, "UF1", width) + "\n" + notes, fontsize=FONT)
+    ax.set_title(_title(m, "UF1", width) + "\n" + "\n".join(textwrap.wrap(notes, int(width * 11))), fontsize=FONT)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -107,9 +107,9 @@ def dots(m: Matrix, path: Path) -> None:
         ax.grid(axis="x", alpha=0.3)
         ax.set_yticks(range(len(rows)), rows)
         ax.set_ylim(len(rows) - 0.5, -0.5)
-        if k // ncol == nrow - 1 or k + ncol >= len(cols):
+        ax.xaxis.set_tick_params(labelbottom=True)  # every panel keeps its scale: rows of panels are far apart
+        if k + ncol >= len(cols):
             ax.set_xlabel("UF1 (95% CI)")
-            ax.xaxis.set_tick_params(labelbottom=True)
     fig.suptitle(_title(m, "UF1 with 95% CIs by model", width) + "\nred diamond: reference cell"
                  + ("; dashed: chance" if chance is not None else ""), fontsize=FONT + 1)
     fig.tight_layout()
