@@ -4,6 +4,8 @@
    (synthetic data) and compares UF1/UAR with the recorded values.
 2. Verifies that ``results/LEADERBOARD.md`` and the README's results-at-a-glance block are
    what the committed run folders generate (tables are never hand-edited).
+3. Verifies that every committed run folder is a matrix cell or named in ``results/index.yaml``,
+   that every index entry has its folder, and that ``results/comparisons/`` is current.
 """
 from __future__ import annotations
 
@@ -95,9 +97,25 @@ def _check_paths(results: Path) -> list[str]:
     return failures
 
 
+def _check_index(results: Path) -> list[str]:
+    """Every committed run folder has a role (a matrix cell or an index entry), every index entry
+    a folder, and the committed paired comparisons name the current canonical runs."""
+    from benchmark.arenas import load_arenas
+    from benchmark.comparisons import problems as stale_comparisons
+    from benchmark.index import load_index, problems
+
+    arenas, index = load_arenas(), load_index(results / "index.yaml")
+    found = problems(arenas, index, results / "runs") + stale_comparisons(
+        arenas, index, results / "runs", results / "comparisons")
+    if not found:
+        print(f"ok   {results / 'index.yaml'}: every run folder has a role; comparisons are current")
+    return found
+
+
 def run_check(path: Path, update: bool = False) -> int:
     baselines = load_baselines(path)
-    failures = _check_paths(path.parent) + _check_runs(baselines, update) + _check_leaderboard(path.parent)
+    failures = (_check_paths(path.parent) + _check_index(path.parent) + _check_runs(baselines, update)
+                + _check_leaderboard(path.parent))
     if update:
         path.write_text(json.dumps(baselines, indent=2) + "\n")
     for f in failures:

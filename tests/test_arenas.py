@@ -133,3 +133,13 @@ def test_the_committed_index_accounts_for_every_committed_run():
     """Every folder in results/runs is a canonical cell or named in results/index.yaml, and every
     run the index names exists (the check `benchmark check` makes)."""
     assert problems(load_arenas(ARENA_DIR), load_index(ROOT / "results" / "index.yaml"), ROOT / "results" / "runs") == []
+
+
+def test_benchmark_check_fails_on_a_run_folder_in_no_index_entry(tmp_path):
+    from benchmark.check import _check_index
+
+    (tmp_path / "runs" / "stray_run").mkdir(parents=True)
+    (tmp_path / "runs" / "stray_run" / "metrics.json").write_text("{}")
+    (tmp_path / "index.yaml").write_text(yaml.safe_dump({"studies": [{"study": "s", "runs": ["gone_run"]}]}))
+    found = _check_index(tmp_path)
+    assert any("stray_run" in f for f in found) and any("gone_run" in f for f in found)
