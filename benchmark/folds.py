@@ -7,6 +7,7 @@ fitted, or a published checkpoint loaded), and the fold record written to disk.
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -27,7 +28,9 @@ class ContaminationError(RuntimeError):
 def _epoch_choice_data(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[np.ndarray, EpochChoiceSet | None]:
     """Training indices and the set the epoch is chosen on, per selection mode."""
     mode, y = p.cfg.selection, p.sel.y
-    if mode in ("fixed", "published-weights"):  # the latter trains nothing (fold_model)
+    # published-weights trains nothing (fold_model); a tuning head has no epochs to choose, and
+    # its nested subject-grouped CV (models/tuning.py) uses the whole training fold, not a carved split
+    if mode in ("fixed", "published-weights") or (mode == "inner-val" and _tunes(p.model)):
         return fold.train, None
     if mode == "oracle":  # reproduces scripts that pick the epoch on the test subject
         return fold.train, EpochChoiceSet(X[fold.test], y[fold.test], "accuracy")
@@ -35,6 +38,12 @@ def _epoch_choice_data(p: Plan, fold: Fold, X: np.ndarray, seed: int) -> tuple[n
         return fold.train, EpochChoiceSet(X[fold.val], y[fold.val], "uf1")
     train, val = carve_validation(fold.train, p.sel.groups, seed=seed)
     return train, EpochChoiceSet(X[val], y[val], "uf1")
+
+
+def _tunes(model) -> bool:
+    """Whether ``model`` chooses its hyperparameters itself under inner-val: its ``fit`` takes
+    the training samples' subjects (``groups=``), which the runner passes under inner-val only."""
+    return "groups" in inspect.signature(model.fit).parameters
 
 
 def _contamination(p: Plan, rep, fold: Fold) -> list[str]:
@@ -71,8 +80,9 @@ def fold_model(p: Plan, fold: Fold, X: np.ndarray, train: np.ndarray, selection,
     model = clone(p.model)
     if "seed" in model.get_params():
         model.set_params(seed=fold_seed)
+    tune = {"groups": p.sel.groups[train]} if p.cfg.selection == "inner-val" and _tunes(model) else {}
     model.fit(X[train], p.sel.y[train], n_classes=len(p.sel.classes), selection=selection,
-              class_names=p.sel.classes)
+              class_names=p.sel.classes, **tune)
     return model
 
 
@@ -92,7 +102,7 @@ def _record(p: Plan, fold: Fold, seed: int, model, proba, train, leaked, seconds
         pred=tuple(proba.argmax(1).tolist()), best_epoch=getattr(model, "best_epoch_", None),
         missing_train_classes=tuple(p.sel.classes[c] for c in missing_classes(p.sel.y[train], len(p.sel.classes))),
         contaminated_subjects=tuple(leaked), weights_source=getattr(model, "weights_source_", None),
-        seconds=round(seconds, 3), training=training,
+        seconds=round(seconds, 3), training=training, tuning=getattr(model, "tuning_", None),
         last_epoch_proba=None if last is None else tuple(map(tuple, last.round(6).tolist())),
         last_epoch_pred=None if last is None else tuple(last.argmax(1).tolist()))
 

@@ -17,7 +17,7 @@ Version history:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -330,6 +330,9 @@ class FoldRecord:
     # Oracle runs only: the test fold's last-epoch predictions, i.e. the fixed run's (benchmark.twin).
     last_epoch_proba: tuple[tuple[float, ...], ...] | None = None
     last_epoch_pred: tuple[int, ...] | None = None
+    # Heads that choose hyperparameters under inner-val (models/tuning.py): {"grid", "chosen",
+    # "cv_uf1", "cv"}. None otherwise, and then absent from the file, so older files load as they are.
+    tuning: Mapping | None = field(default=None, hash=False)  # a dict: kept out of the hash
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -346,7 +349,7 @@ class FoldRecord:
 
     @classmethod
     def from_json(cls, data: Mapping) -> FoldRecord:
-        d = _strict(cls, data, f"fold {data.get('fold')!r}")
+        d = _strict(cls, {"tuning": None, **data}, f"fold {data.get('fold')!r}")
         tuples = ("test", "keys", "subjects", "databases", "truth", "pred", "missing_train_classes",
                   "contaminated_subjects")
         d.update({k: tuple(d[k]) for k in tuples}, proba=_rows(d["proba"]))
@@ -358,6 +361,8 @@ class FoldRecord:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         for k in ("proba", "last_epoch_proba"):
             out[k] = None if out[k] is None else [list(r) for r in out[k]]
+        if out["tuning"] is None:
+            del out["tuning"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 

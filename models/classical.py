@@ -16,6 +16,7 @@ from sklearn.svm import SVC, LinearSVC
 
 from models import MODELS
 from models.base import Model, EpochChoiceSet
+from models.tuning import fit_tuned
 
 FEATURES = ("auto", "raw", "bow")
 KERNELS = ("rbf", "linear", "poly", "sigmoid", "linearsvc")
@@ -63,6 +64,13 @@ class SVM(Model):
         max_iter: solver iteration cap (-1: none for SVC; LinearSVC uses 10000 then).
         seed: solver random state (liblinear's coordinate order; SVC's is unused).
 
+    ``groups`` (the training samples' subjects, passed by the runner under
+    ``--selection inner-val`` only): ``kernel``, ``C`` and ``gamma`` are chosen by
+    subject-grouped CV on the training fold (``models.tuning.fit_tuned``) from
+    linear: C in {0.001, 0.01, 0.1, 1}, and rbf: C in {0.1, 1, 10, 100} x gamma in
+    {0.1, 1, 10} / D (D features; 1/D is about ``"scale"`` for standardised features);
+    the other arguments are kept.
+
     ``selection`` is ignored: there are no epochs to choose. Classes missing
     from the training fold get probability 0; a fold with one class predicts it.
     """
@@ -90,6 +98,12 @@ class SVM(Model):
         if self.probability and self.kernel == "linearsvc":
             raise ValueError("probability=True needs an SVC kernel (LinearSVC has no Platt scaling)")
 
+    @staticmethod
+    def tuning_grid(d: int) -> list[dict]:
+        """The inner-val grid for ``d`` features (ties keep the earlier, more regularised point)."""
+        return [{"kernel": ["linear"], "C": [1e-3, 1e-2, 1e-1, 1.0]},
+                {"kernel": ["rbf"], "C": [0.1, 1.0, 10.0, 100.0], "gamma": [f / d for f in (0.1, 1.0, 10.0)]}]
+
     def _features(self, X) -> np.ndarray:
         X = np.asarray(X)
         if self.bow_:
@@ -105,11 +119,13 @@ class SVM(Model):
         return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False) if self.probability else svc
 
     def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
-            class_names: Sequence[str] | None = None) -> "SVM":
+            class_names: Sequence[str] | None = None, groups=None) -> "SVM":
         self._check()
         X, y = np.asarray(X), np.asarray(y)
         self.bow_ = self.features == "bow" or (self.features == "auto" and X.dtype.kind in "iu")
         self.n_codes_ = int(X.max()) + 1 if self.bow_ else None
+        if groups is not None:
+            return fit_tuned(self, self.tuning_grid(self._features(X[:1]).shape[1]), X, y, groups, n_classes)
         F = self._features(X)
         self.scaler_ = StandardScaler().fit(F) if self.standardize else None
         if self.scaler_ is not None:

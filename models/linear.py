@@ -13,6 +13,10 @@ from sklearn.preprocessing import StandardScaler
 
 from models import MODELS
 from models.base import Model, EpochChoiceSet
+from models.tuning import fit_tuned
+
+# inner-val grid (models/tuning.py): C from strong to weak regularisation (ties keep the stronger)
+GRID = [{"C": [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0]}]
 
 
 @MODELS.register()
@@ -26,6 +30,10 @@ class LogReg(Model):
             training fold only.
         class_weight: ``None`` or ``"balanced"``.
         seed: random_state (lbfgs is deterministic; kept for the runner's seeding).
+
+    ``groups`` (the training samples' subjects, passed by the runner under
+    ``--selection inner-val`` only): ``C`` is chosen from ``GRID`` (1e-3 .. 1e2)
+    by subject-grouped CV on the training fold (``models.tuning.fit_tuned``).
     """
 
     accepts = frozenset({"vector", "flow_image", "image", "tokens"})  # tokens: flattened like the rest
@@ -44,8 +52,10 @@ class LogReg(Model):
         return X.reshape(len(X), -1)
 
     def fit(self, X, y, n_classes: int, selection: EpochChoiceSet | None = None,
-            class_names: Sequence[str] | None = None) -> "LogReg":
+            class_names: Sequence[str] | None = None, groups=None) -> "LogReg":
         # selection (epoch choice) has no meaning for a convex model: ignored
+        if groups is not None:
+            return fit_tuned(self, GRID, X, y, groups, n_classes)
         X = self._flat(X)
         self.scaler_ = StandardScaler().fit(X) if self.standardize else None
         if self.scaler_ is not None:
