@@ -225,6 +225,9 @@ class RunResult:
     metrics: Metrics
     fixed_companion: FixedCompanion | None = None
     derived_from: str | None = None  # the oracle run whose training this fixed run is
+    # Hyperparameters chosen by the nested subject-grouped search (inner-val classical heads):
+    # {"grid", "cv", "chosen": [{"params", "folds"}]} summed over folds and seeds; None otherwise.
+    tuning: Mapping | None = field(default=None, compare=False)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -243,7 +246,7 @@ class RunResult:
         data = dict(data)
         if data.pop("oracle", data.get("selection") == "oracle") != (data.get("selection") == "oracle"):
             raise SchemaError(f"metrics.json: 'oracle' contradicts selection {data.get('selection')!r}")
-        d = _strict(cls, data, "metrics.json")
+        d = _strict(cls, {"tuning": None, **data}, "metrics.json")  # absent in untuned runs
         if d.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
             raise SchemaError(f"metrics.json: schema_version {d['schema_version']}, expected {SCHEMA_VERSION}")
         fc = d["fixed_companion"]
@@ -264,6 +267,8 @@ class RunResult:
             if f.name == "selection":
                 out.update(selection=v, oracle=self.oracle)
                 continue
+            if f.name == "tuning" and v is None:
+                continue  # untuned runs' files stay as they were
             out[f.name] = v.to_json() if hasattr(v, "to_json") else list(v) if isinstance(v, tuple) else v
         return out
 

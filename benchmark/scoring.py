@@ -7,6 +7,9 @@ the seeds with CIs of the seed-mean figure.
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,7 +89,18 @@ def run_result(cfg: RunConfig, classes: Sequence[str], unit: str, epochs: int | 
         best_epochs=tuple(r.best_epoch for r in records) if cfg.selection != "fixed" else None,
         training=tuple(sorted({r.training for r in records})),
         wall_s=round(wall_s, 1), fold_seconds=round(sum(r.seconds for r in records), 1), finished=now(),
-        metrics=score(pooled, len(classes), unit, cfg.n_boot), fixed_companion=companion, derived_from=derived_from)
+        metrics=score(pooled, len(classes), unit, cfg.n_boot), fixed_companion=companion, derived_from=derived_from,
+        tuning=tuning_summary(records))
+
+
+def tuning_summary(records: Sequence[FoldRecord]) -> dict | None:
+    """How often each hyperparameter setting was chosen over the folds (and seeds) of a tuned run."""
+    tuned = [r.tuning for r in records if r.tuning]
+    if not tuned:
+        return None
+    counts = Counter(json.dumps(t["chosen"], sort_keys=True) for t in tuned)
+    return {"grid": tuned[0]["grid"], "cv": tuned[0].get("cv"),
+            "chosen": [{"params": json.loads(k), "folds": n} for k, n in counts.most_common()]}
 
 
 def paired_metrics(y: np.ndarray, pa: np.ndarray, pb: np.ndarray, groups: np.ndarray | None,

@@ -139,3 +139,9 @@ def test_an_inner_val_run_records_each_folds_choice(tmp_path, rep_cache, monkeyp
         assert rec.proba == tuple(map(tuple, refit.predict_proba(X[fold.test]).round(6).tolist()))
     for f in (fixed / "folds").rglob("*.json"):
         assert "tuning" not in json.loads(f.read_text())
+    # the committed metrics.json carries the choices (fold files are not committed)
+    summary = load_result(run).tuning
+    assert summary["grid"] == [{"C": [0.01, 1.0]}] and summary["cv"] == "GroupKFold(5)"
+    assert sum(c["folds"] for c in summary["chosen"]) == len(records)
+    assert {c["params"]["C"] for c in summary["chosen"]} <= {0.01, 1.0}
+    assert load_result(fixed).tuning is None and "tuning" not in json.loads((fixed / "metrics.json").read_text())
