@@ -1,4 +1,4 @@
-"""Analyses of representations and run folders: ``python -m benchmark analyze {dface,dfe,apex} ...``.
+"""Analyses of representations and run folders: ``python -m benchmark analyze {dface,dfe,apex,crops,seeds} ...``.
 
 They live in the application layer because they combine what the components may
 not: D-FACE's tokenizer with the token Transformer, a run folder with the
@@ -13,6 +13,7 @@ ANALYSES = {
     "dface": ("benchmark.analyze.dface", "D-FACE codebook usage, similarity and token maps"),
     "dfe": ("benchmark.analyze.dfe", "DFE token diversity and heatmaps of a dfe run folder"),
     "apex": ("benchmark.analyze.apex", "apex spotting error on CASME II against the annotated apex"),
+    "seeds": ("benchmark.analyze.seeds", "the seed distribution of a recipe (STSTNet's public one) and a published figure in it"),
     "crops": ("benchmark.analyze.crops", "raw-video crops (raw/face/aligned) against the official CASME II crops"),
 }
 

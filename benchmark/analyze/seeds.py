@@ -1,0 +1,121 @@
+"""The seed distribution of one recipe: every finished run folder of the same configuration
+(all settings but the seeds), pooled UF1/UAR per seed, a histogram, and where a published
+figure falls in it (``python -m benchmark analyze seeds``).
+
+Default recipe: the public STSTNet script on the published CDE flows (800 epochs, batch order
+by class, last epoch), the question of results/FINDINGS.md section 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.results import load_result
+
+RECIPE = {"rep": "precomputed", "model": "ststnet", "protocol": "cde", "dataset": None, "data": "real",
+          "epochs": 800, "selection": "fixed", "rep_params": {}, "model_params": {"batch_order": "by-class"},
+          "weights": None, "split_seed": 0}
+PUBLISHED = {"published run (STSTNet log, reproduced from its weights)": (0.7209, 0.7250)}
+CONTEXT = {"MEB re-run, 500 epochs, fixed (tvaranka/meb)": 0.713}
+
+
+def matches(config: dict, recipe: dict) -> bool:
+    return all(config.get(k) == v for k, v in recipe.items())
+
+
+def collect(runs_dir: Path, recipe: dict = RECIPE) -> list[dict]:
+    """One row per (seed, run): the pooled figures of every finished run of ``recipe``."""
+    rows, seen = [], set()
+    for cfg_path in sorted(Path(runs_dir).glob("*/config.json")):
+        if not (cfg_path.parent / "metrics.json").exists():
+            continue
+        config = json.loads(cfg_path.read_text())["config"]
+        if not matches(config, recipe):
+            continue
+        r = load_result(cfg_path.parent / "metrics.json")
+        for seed, s in zip(r.seeds, r.metrics.overall.per_seed):
+            if seed in seen:
+                raise ValueError(f"seed {seed} is in two run folders of the recipe ({r.run_id})")
+            seen.add(seed)
+            rows.append({"seed": seed, "uf1": s.uf1, "uar": s.uar, "run": r.run_id})
+    return sorted(rows, key=lambda x: x["seed"])
+
+
+def percentile(values, x: float) -> float:
+    """Share of seeds scoring below ``x`` (ties count half), in percent."""
+    v = np.asarray(values)
+    return float(100 * ((v < x).mean() + 0.5 * (v == x).mean()))
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {"n_seeds": len(rows)}
+    for m in ("uf1", "uar"):
+        v = np.array([r[m] for r in rows])
+        out[m] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                  "min": float(v.min()), "max": float(v.max())}
+    for name, (uf1, uar) in PUBLISHED.items():
+        sd = out["uf1"]["sd"]
+        out["published"] = {"name": name, "uf1": uf1, "uar": uar,
+                            "uf1_percentile": percentile([r["uf1"] for r in rows], uf1),
+                            "uar_percentile": percentile([r["uar"] for r in rows], uar),
+                            "uf1_z": (uf1 - out["uf1"]["mean"]) / sd if sd else None}
+    return out
+
+
+def histogram(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, m, label in zip(axes, ("uf1", "uar"), ("UF1", "UAR")):
+        v = [r[m] for r in rows]
+        lo, hi = min(v + [0.68]), max(v + [0.73])
+        ax.hist(v, bins=np.linspace(lo - 0.002, hi + 0.002, 16), color="tab:blue", alpha=0.8,
+                label=f"our seeds (n = {len(v)})")
+        for name, figs in PUBLISHED.items():
+            ax.axvline(figs[0 if m == "uf1" else 1], color="tab:red", ls="--", label="published run")
+        if m == "uf1":
+            for name, x in CONTEXT.items():
+                ax.axvline(x, color="tab:grey", ls=":", label="MEB re-run (500 epochs)")
+        ax.set_xlabel(f"pooled {label}, CDE (442 samples)")
+        ax.set_ylabel("seeds")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle("STSTNet, public recipe (800 epochs, class-ordered batches, last epoch) on 2 CPU cores", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmark analyze seeds", description=__doc__)
+    ap.add_argument("--runs", default="results/runs")
+    ap.add_argument("--plot", default="results/plots/ststnet_seeds.png")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = collect(Path(args.runs))
+    if not rows:
+        print(f"no finished run of the recipe under {args.runs}")
+        return 1
+    s = summary(rows)
+    histogram(rows, Path(args.plot))
+    if args.json:
+        print(json.dumps({"seeds": rows, "summary": s}, indent=2))
+        return 0
+    print("| seed | UF1 | UAR | run |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seed']} | {r['uf1']:.4f} | {r['uar']:.4f} | `{r['run']}` |")
+    u, a, p = s["uf1"], s["uar"], s["published"]
+    print(f"\n{s['n_seeds']} seeds: UF1 {u['mean']:.4f} ± {u['sd']:.4f} (min {u['min']:.4f}, max {u['max']:.4f}); "
+          f"UAR {a['mean']:.4f} ± {a['sd']:.4f} (min {a['min']:.4f}, max {a['max']:.4f})")
+    z = f", {p['uf1_z']:+.1f} sd from the mean" if p["uf1_z"] is not None else ""
+    print(f"{p['name']}: UF1 {p['uf1']} at percentile {p['uf1_percentile']:.0f}{z}; "
+          f"UAR {p['uar']} at percentile {p['uar_percentile']:.0f}")
+    print(f"histogram: {args.plot}")
+    return 0
