@@ -19,7 +19,7 @@ from representations import REPRESENTATIONS
 from representations.base import KINDS
 
 SLOW_REPS = {"dfe", "dfe-bow"}  # mediapipe's face mesh on every frame
-SLOW_MODELS = {"htnet", "vit", "swin", "poolformer_m36", "poolformer_m48"}  # full-size networks
+SLOW_MODELS = {"htnet", "vit", "swin", "poolformer_m36", "poolformer_m48", "efficientnet-lite0"}  # full-size networks
 # Smallest settings that still run each entry's real code path.
 TINY_REP_PARAMS = {"dface": {"preset": "tiny"}, "dfe": {"preset": "tiny", "steps": 5},
                    "dfe-bow": {"preset": "tiny", "steps": 5}}
