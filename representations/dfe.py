@@ -14,9 +14,21 @@ Expression vectors (``source``):
   ``vectors_dir/<sample key>/<frame number>.npy`` (sample key = ``casme2/sub01/EP02_01f``),
   each a 1-D array whose length is divisible by 10; used as given (the paper's input).
 
-A face mesh that finds no face on a frame takes the nearest frame with a face (event
-``no_face``); a clip without any is all-zero displacement (``no_face_clip``); a sample
-without frames gets all-zero vectors when ``on_missing=blank`` (``no_frames``).
+Landmarks of the mesh source (``landmarks``):
+
+- ``detect`` (default; the recipe and run ids of every earlier run): the 468-point mesh
+  detected on every sampled frame, each frame Procrustes-aligned on all points. On CASME II
+  the detector's frame-to-frame jitter is as large as a micro-expression (results/DFE.md).
+- ``flow``: the 478-point attention mesh detected once, on the onset frame, and carried to
+  every later sampled frame by the onset -> frame optical flow (``flow``: ``farneback``,
+  default, or ``tvl1``) sampled at the vertices (bilinear); each frame Procrustes-aligned on
+  stable points only (nose bridge, inner eye corners, nose side walls, mandible angles:
+  ``representations._dfe_track.STABLE_POINTS``), then minus the aligned onset, as above.
+
+``detect``: a face mesh that finds no face on a frame takes the nearest frame with a face
+(event ``no_face``); a clip without any is all-zero displacement (``no_face_clip``).
+``flow``: no face on the onset frame gives all-zero displacement (``no_face_onset``).
+A sample without frames gets all-zero vectors when ``on_missing=blank`` (``no_frames``).
 
 The RVQ-VAE (``representations._dfe_net``) is trained per fold on the training samples'
 frames (``steps`` Adam steps); fitted states are cached on disk under the recipe and the
@@ -42,12 +54,14 @@ from representations._cache import DiskCache, parallel_map
 from representations._dfe_net import PRESETS, NetConfig, RVQVAE, from_arrays, state_arrays, train
 from representations._dfe_checkpoints import load_checkpoint, save_checkpoint
 from representations._dfe_features import displacements, fill_missing, sample_landmarks, used_frames  # noqa: F401
+from representations._dfe_track import FLOWS, STABLE, STABLE_POINTS, tracked_displacements, tracked_landmarks  # noqa: F401
 from representations._landmarks import procrustes_mean
 from representations.base import Representation, RepresentationError
 
 SYNTHETIC_SEED = 1  # pretraining faces; the default synthetic dataset is seed 0
 VERSION = 1  # bump when features or training change for the same recipe
 SOURCES = ("mesh", "vectors")
+LANDMARKS = ("detect", "flow")
 OUTPUTS = ("tokens", "codes", "bow", "expression")
 RUNTIME_PARAMS = ("n_jobs", "progress", "on_missing")
 # CPU-sized encoder; "paper" is the paper's 6 layers x width 128 (hours per LOSO run on 2 busy cores)
@@ -143,7 +157,7 @@ def pretrain(frames: str, out: Path, seed: int = SYNTHETIC_SEED, scale: str = "d
                                                                      for s in samples})},
             "recipe": {"frames": frames if frames == "synthetic" else str(Path(frames).resolve()), "seed": seed,
                        "scale": scale if frames == "synthetic" else None,
-                       **{k: v for k, v in rep.get_params().items() if k not in RUNTIME_PARAMS + ("checkpoint",)},
+                       **{k: v for k, v in rep._recipe_params().items() if k != "checkpoint"},
                        "version": VERSION},
             "net": dataclasses.asdict(rep._net_config(cfg)), "history": fit_meta["history"],
             "fallbacks": len(events), "torch": torch.__version__}
@@ -172,6 +186,9 @@ class DFE(Representation):
             basis and RVQ-VAE are used frozen (no per-fold fitting); ``source``, ``n_frames``
             and ``n_components`` must match the checkpoint's.
         on_missing: ``error`` or ``blank`` for samples without frames.
+        landmarks: ``detect`` (the mesh on every frame) or ``flow`` (detected on the onset,
+            tracked by optical flow, aligned on stable points); mesh source only.
+        flow: the tracker's flow for ``landmarks=flow``: ``farneback`` or ``tvl1``.
         n_jobs, progress: landmark extraction threads and progress bar (not in the recipe).
     """
 
@@ -180,7 +197,8 @@ class DFE(Representation):
     def __init__(self, source: str = "mesh", vectors_dir: str | None = None, n_frames: int = 9,
                  n_components: int = 50, preset: str = "small", steps: int = 300, batch_size: int = 128,
                  lr: float = 3e-3, seed: int = 0, output: str = "tokens", on_missing: str = "error",
-                 checkpoint: str | None = None, n_jobs: int | None = None, progress: bool | None = None):
+                 checkpoint: str | None = None, landmarks: str = "detect", flow: str = "farneback",
+                 n_jobs: int | None = None, progress: bool | None = None):
         self.source = source
         self.vectors_dir = vectors_dir
         self.n_frames = n_frames
@@ -193,6 +211,8 @@ class DFE(Representation):
         self.output = output
         self.on_missing = on_missing
         self.checkpoint = checkpoint
+        self.landmarks = landmarks
+        self.flow = flow
         self.n_jobs = n_jobs
         self.progress = progress
 
@@ -219,10 +239,26 @@ class DFE(Representation):
                              f"sequence length), not {self.n_components}")
         if self.n_frames < 2:
             raise ValueError("n_frames must be >= 2 (the onset is the neutral reference)")
+        if self.landmarks not in LANDMARKS:
+            raise ValueError(f"landmarks must be one of {', '.join(LANDMARKS)}, not {self.landmarks!r}")
+        if self.flow not in FLOWS:
+            raise ValueError(f"flow must be one of {', '.join(FLOWS)}, not {self.flow!r}")
+        if self.landmarks == "flow" and self.source != "mesh":
+            raise ValueError("landmarks=flow tracks the face mesh: it needs source=mesh")
         return NET_PRESETS[self.preset]
 
-    def recipe(self) -> dict:
+    def _recipe_params(self) -> dict:
+        """Parameters that determine the features and the fitted state. ``landmarks`` and
+        ``flow`` were added later: left out under ``landmarks=detect``, so the per-frame
+        path keeps its recipe (and its cached states) from before they existed."""
         params = {k: v for k, v in self.get_params().items() if k not in RUNTIME_PARAMS}
+        if params.get("landmarks", "detect") == "detect":
+            params.pop("landmarks", None)
+            params.pop("flow", None)
+        return params
+
+    def recipe(self) -> dict:
+        params = self._recipe_params()
         params.pop("output", None)  # the fitted state does not depend on it
         if params.pop("checkpoint", None) is not None:
             meta = load_checkpoint(self.checkpoint)[1]
@@ -240,9 +276,15 @@ class DFE(Representation):
     def _load_checkpoint(self) -> None:
         arrays, meta = load_checkpoint(self.checkpoint)
         r = meta["recipe"]
-        if (r["source"], r["n_frames"], r["n_components"]) != (self.source, self.n_frames, self.n_components):
+        mine = (self.source, self.n_frames, self.n_components, self.landmarks,
+                self.flow if self.landmarks == "flow" else None)
+        theirs = (r["source"], r["n_frames"], r["n_components"], r.get("landmarks", "detect"),
+                  r.get("flow") if r.get("landmarks", "detect") == "flow" else None)
+        if mine != theirs:
             raise ValueError(f"checkpoint {self.checkpoint} was made with source={r['source']}, n_frames="
-                             f"{r['n_frames']}, n_components={r['n_components']}: pass the same --rep-param values")
+                             f"{r['n_frames']}, n_components={r['n_components']}, landmarks="
+                             f"{r.get('landmarks', 'detect')}" + (f", flow={theirs[4]}" if theirs[4] else "")
+                             + ": pass the same --rep-param values")
         self.state_ = {k: v for k, v in arrays.items() if not k.startswith("net.")}
         cfg = NetConfig(**meta["net"])
         self.net_ = from_arrays(cfg, {k: v for k, v in arrays.items() if k.startswith("net.")})
@@ -259,7 +301,8 @@ class DFE(Representation):
     # ------------------------------------------------------------------ expression vectors
 
     def _raw(self, samples: Sequence[Sample]) -> tuple[list[np.ndarray | None], list[dict]]:
-        """Per sample: (F, 468, 3) landmarks (mesh, NaN-free) or (F, dim) vectors; None = no frames/face."""
+        """Per sample: (F, 468, 3) detected or (F, 478, 3) tracked landmarks (mesh, NaN-free) or
+        (F, dim) vectors; None = no frames/face."""
         self._missing(samples)
         cache = DiskCache()
 
@@ -269,6 +312,12 @@ class DFE(Representation):
             if not s.frames:
                 return None, [{"sample": s.key, "kind": "no_frames", "detail": "no frames: zero expression vectors"}]
             frames, events = used_frames(s, self.n_frames)
+            if self.landmarks == "flow":
+                lm = tracked_landmarks(s, frames, self.flow, cache)
+                if np.isnan(lm).any():
+                    return None, events + [{"sample": s.key, "kind": "no_face_onset",
+                                            "detail": f"no face on the onset frame {frames[0]}: zero displacement"}]
+                return lm, events
             lm, ev = fill_missing(sample_landmarks(s, frames, cache), s.key)
             return lm, events + ev
 
@@ -285,6 +334,12 @@ class DFE(Representation):
         vecs = np.stack([np.load(files[i]).astype(np.float32).ravel() for i in frames])
         return vecs, [{**e, "kind": "nearest_vector"} for e in events]
 
+    def _displacements(self, lm: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+        """Aligned displacements from the onset: on all points (detect) or the stable ones (flow)."""
+        if self.landmarks == "flow":
+            return tracked_displacements(lm, canonical)
+        return displacements(lm, canonical)
+
     def _psi(self, raw: list[np.ndarray | None], state: dict) -> np.ndarray:
         """(N, F, in_dim) expression vectors."""
         if self.source == "vectors":
@@ -295,7 +350,7 @@ class DFE(Representation):
         for i, lm in enumerate(raw):
             d = np.zeros((self.n_frames, lm.shape[1] * 3 if lm is not None else comps.shape[1]), np.float32)
             if lm is not None:
-                d = displacements(lm, state["canonical"]).reshape(self.n_frames, -1)
+                d = self._displacements(lm, state["canonical"]).reshape(self.n_frames, -1)
             out[i] = ((d - mean) @ comps.T) / scale
         return out
 
@@ -337,7 +392,7 @@ class DFE(Representation):
             if not have:
                 raise RepresentationError("dfe: no training sample has a face: cannot fit the expression basis")
             state["canonical"] = procrustes_mean(np.stack([r[0] for r in have]))
-            disp = np.concatenate([displacements(r, state["canonical"]).reshape(len(r), -1) for r in have])
+            disp = np.concatenate([self._displacements(r, state["canonical"]).reshape(len(r), -1) for r in have])
             n = min(self.n_components, *disp.shape)
             pca = PCA(n, random_state=self.seed).fit(disp)
             comps = np.zeros((self.n_components, disp.shape[1]), np.float32)
@@ -381,7 +436,8 @@ class DFE(Representation):
         return self.net_.codebook.detach().numpy()[flat].astype(np.float32)
 
     def token_displacements(self) -> np.ndarray:
-        """(K, 468, 3) mesh displacement each codebook entry's decoded expression adds (mesh source)."""
+        """(K, P, 3) mesh displacement each codebook entry's decoded expression adds (mesh source;
+        P = 468 detected or 478 tracked points)."""
         if self.source != "mesh":
             raise RepresentationError("token heatmaps need source=mesh (a user's vectors have no mesh decoder here)")
         with torch.no_grad():
@@ -399,6 +455,8 @@ class DFEBow(DFE):
     def __init__(self, source: str = "mesh", vectors_dir: str | None = None, n_frames: int = 9,
                  n_components: int = 50, preset: str = "small", steps: int = 300, batch_size: int = 128,
                  lr: float = 3e-3, seed: int = 0, output: str = "bow", on_missing: str = "error",
-                 checkpoint: str | None = None, n_jobs: int | None = None, progress: bool | None = None):
+                 checkpoint: str | None = None, landmarks: str = "detect", flow: str = "farneback",
+                 n_jobs: int | None = None, progress: bool | None = None):
         super().__init__(source, vectors_dir, n_frames, n_components, preset, steps, batch_size, lr, seed,
-                         output, on_missing, checkpoint, n_jobs, progress)
+                         output, on_missing, checkpoint, landmarks=landmarks, flow=flow, n_jobs=n_jobs,
+                         progress=progress)
