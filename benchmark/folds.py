@@ -1,7 +1,8 @@
 """Fold execution: one fold trained and scored (``run_fold``), or one seed's folds trained as a
 stacked model (``run_fold_group``), and the units of work the parallel layer hands out.
 
-Per fold: ``clone(rep).fit(train)`` when the representation learns, the contamination check,
+Per fold: ``clone(rep).fit(train)`` when the representation learns (with the fold's parameters
+from the plan, e.g. a cross-fitted checkpoint that never saw its test subject), the contamination check,
 the data the epoch is chosen on (per ``--selection``), ``fold_model`` (the one place a model is
 fitted, or a published checkpoint loaded), and the fold record written to disk.
 """
@@ -60,7 +61,8 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
     t0 = time.perf_counter()
     rep = p.rep
     if p.rep.learned:
-        rep = clone(p.rep).fit([p.sel.samples[i] for i in fold.train], p.sel.y[fold.train])
+        rep = clone(p.rep).set_params(**p.fold_rep_params.get(fold.name, {}))  # e.g. its cross-fitted checkpoint
+        rep = rep.fit([p.sel.samples[i] for i in fold.train], p.sel.y[fold.train])
     leaked = _contamination(p, rep, fold)
     X = X_shared if X_shared is not None else rep.transform(p.sel.samples)
     fold_seed = _fold_seed(seed, index)

@@ -2,15 +2,20 @@
 
 ``plan(cfg)`` loads the plugins, checks the names and parameters, reads the dataset, lets the
 protocol select and split the samples, decides which samples without frames are dropped or
-blanked (``benchmark.inputs``), builds the representation's resources (``prepare``) and the
-model template, and checks published weights; ``run_header`` is what config.json records of
+blanked (``benchmark.inputs``), builds the representation's resources (``prepare``; a
+cross-fitting representation's K checkpoints, see ``crossfit_assignment``) and the model
+template, and checks published weights; ``run_header`` is what config.json records of
 it; ``training_path`` and ``worker_count`` decide how the folds will be trained.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+import time
+import zlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from benchmark import rundir
 from benchmark.config import RunConfig, check_params
@@ -20,7 +25,7 @@ from benchmark.datasets import read_dataset
 from benchmark.inputs import apply_frames_policy, inputs_record
 from benchmark.plugins import load_plugins
 from benchmark.provenance import (checkpoint_records, data_fingerprint, git_commit, input_fingerprint, machine, now,
-                                  package_versions)
+                                  package_versions, portable_paths)
 from benchmark.results import FoldRecord
 from models import MODELS
 from models.base import Model, TorchClassifier
@@ -66,6 +71,8 @@ class Plan:
     protocol: Protocol
     weights: dict | None = None  # published-weights: the checked checkpoint folder (benchmark/evaluate.py)
     plugins: tuple[dict, ...] = ()  # what load_plugins() recorded of the user code this run imported
+    crossfit: dict | None = None  # cross-fitted pretraining: groups, checkpoints, cost (config.json)
+    fold_rep_params: dict = field(default_factory=dict)  # fold name -> set_params of the fold's representation
 
     @property
     def folder(self) -> Path:
@@ -88,19 +95,63 @@ def plan(cfg: RunConfig) -> Plan:
     report = read_dataset(protocol.source, data_root(cfg) / protocol.source, **cfg.data_params)
     sel, rep_params = apply_frames_policy(cfg, report, protocol.select(report))  # benchmark/inputs.py
     folds = protocol.split(sel, seed=cfg.split_seed)
-    rep = REPRESENTATIONS.get(cfg.rep)(**rep_params).prepare()  # e.g. a default checkpoint, built once
+    rep = REPRESENTATIONS.get(cfg.rep)(**rep_params)
+    groups = crossfit_assignment(rep, report, sel, folds, cfg.split_seed)  # its errors come before any work
+    rep.prepare()  # e.g. a default checkpoint, built once
+    crossfit, fold_rep_params = _crossfit(rep, report, sel, folds, groups, cfg.split_seed) if groups else (None, {})
     params = dict(cfg.model_params)
     if cfg.epochs is not None:
         params["epochs"] = cfg.epochs
     model = MODELS.get(cfg.model)(**params)
     if "device" in model.get_params():
         model.set_params(device=str(resolve_device(cfg.device)))
-    p = Plan(cfg, sel, tuple(folds), rep, model, report, protocol, plugins=plugins)
+    p = Plan(cfg, sel, tuple(folds), rep, model, report, protocol, plugins=plugins, crossfit=crossfit,
+             fold_rep_params=fold_rep_params)
     if cfg.weights or cfg.selection == "published-weights":  # every checkpoint checked before any prediction
         from benchmark.evaluate import check_weights
 
         p = replace(p, weights=check_weights(p))
     return p
+
+
+def crossfit_assignment(rep: Representation, report: DatasetReport, sel: LabelledSet, folds,
+                        split_seed: int) -> dict[str, int] | None:
+    """Subject -> cross-fitting group (None: ``rep`` does not cross-fit). Each database's subjects
+    are shuffled with the split seed (not a run seed) and dealt into K groups, so every seed and
+    every run on that database share the groups and hence the checkpoints. Refused: K above the
+    run's subjects, a fold whose test subjects lie in two groups (a subject-wise split is needed)."""
+    k = rep.crossfit_groups()
+    if not k:
+        return None
+    n = len(set(sel.groups))
+    if k > n:
+        raise ValueError(f"crossfit_k={k}: the run has only {n} subjects (each group needs one)")
+    groups = {}
+    for db in sorted({s.dataset for s in sel.samples}):
+        subjects = sorted({s.subject for s in [*report.samples, *sel.samples] if s.dataset == db})
+        rng = np.random.default_rng([split_seed, zlib.crc32(db.encode())])
+        groups.update({str(s): i % k for i, s in enumerate(rng.permutation(subjects))})
+    for f in folds:
+        if len(in_test := {groups[s] for s in sel.groups[f.test]}) != 1:
+            raise ValueError(f"pretrain=crossfit: fold {f.name}'s test subjects lie in {len(in_test)} of the {k} "
+                             "subject groups; cross-fitting needs subject-wise folds (e.g. leave-one-subject-out)")
+    return groups
+
+
+def _crossfit(rep: Representation, report: DatasetReport, sel: LabelledSet, folds, groups: dict[str, int],
+              split_seed: int) -> tuple[dict, dict]:
+    """The K checkpoints, trained on every clip (with frames) of the run's databases, and each
+    fold's ``checkpoint=``: the one whose group holds its test subject(s), which it never saw."""
+    t0 = time.perf_counter()
+    dbs = {s.dataset for s in sel.samples}
+    pool = [s for s in report.samples if s.dataset in dbs and len(s.frames) >= 2]
+    ckpts = rep.crossfit_checkpoints(pool, [groups[s.subject] for s in pool])
+    fold_group = {f.name: groups[sel.groups[f.test[0]]] for f in folds}
+    record = {"k": len(ckpts), "split_seed": split_seed, "databases": sorted(dbs), "clips": len(pool),
+              "seconds": round(time.perf_counter() - t0, 1),  # this run's: ~0 when the checkpoints were cached
+              "build_seconds": round(sum(c["seconds"] for c in ckpts), 1), "groups": groups, "fold_groups": fold_group,
+              "checkpoints": portable_paths(ckpts)}
+    return record, {name: {"checkpoint": ckpts[g]["path"]} for name, g in fold_group.items()}
 
 
 def training_path(p: Plan) -> dict:
@@ -148,6 +199,7 @@ def run_header(p: Plan) -> dict:
         "input_fingerprint": input_fingerprint(p.sel.samples), "inputs": inputs_record(p),
         "checkpoints": checkpoint_records(p.rep, p.model),
         **({"published_weights": p.weights} if p.weights is not None else {}),
+        **({"crossfit": p.crossfit} if p.crossfit is not None else {}),
         "packages": package_versions(), "plugins": list(p.plugins),
         "git_commit": git_commit(), "machine": machine(), "started": now(),
     }

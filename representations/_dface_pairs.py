@@ -1,5 +1,6 @@
 """Where D-FACE's training pairs come from: a clip's onset and apex, random frame pairs inside
-clips at their frame rate, the synthetic generator in memory, any folder of frame sequences."""
+clips at their frame rate (``mixed_pairs``: the cross-fitted pretraining's mix of kinds), the
+synthetic generator in memory, any folder of frame sequences."""
 from __future__ import annotations
 
 import os
@@ -84,6 +85,51 @@ def clip_pairs(samples: Sequence[Sample], n: int, size: int, channels: int, seed
         pair = [load_frame(s.frames[i], size, channels) for i in (a, b)]
         out.append(np.stack(pair if a < b or rng.random() < 0.5 else pair[::-1]))
     return np.stack(out)
+
+
+# Cross-fitted pretraining's pairs inside a clip (kind, share): onset -> a later frame, two
+# neighbouring frames, a forward pair reversed (actions also end), a frame with itself (no action).
+PAIR_MIX = (("onset_later", 0.4), ("neighbours", 0.2), ("reversed", 0.2), ("still", 0.2))
+
+
+def _forward(s: Sample, idx: list[int], a: int, ahead: int) -> tuple[int, int]:
+    """(a, b): b the available frame nearest ``ahead`` frames after a, b > a (the clip's last two
+    frames when a is the last)."""
+    b = s.frame_path(a + ahead)[1]
+    if b > a:
+        return a, b
+    later = [f for f in idx if f > a]
+    return (a, later[0]) if later else (idx[-2], idx[-1])
+
+
+def mixed_pairs(samples: Sequence[Sample], n: int, size: int, channels: int, seed: int = 0,
+                gap_s=GAP_S) -> tuple[np.ndarray, dict[str, int]]:
+    """``n`` pairs inside random clips, at each clip's frame rate, of the kinds of :data:`PAIR_MIX`:
+    onset -> a frame 1 frame to ``gap_s[1]`` s later, neighbouring frames, a pair ``gap_s`` apart
+    reversed, a frame with itself. Returns the pairs and how many of each kind were drawn."""
+    rng = np.random.default_rng(seed)
+    usable = [s for s in samples if len(s.frames) >= 2]
+    if not usable:
+        raise RepresentationError("no sample with at least two frames to build training pairs from")
+    kinds = rng.choice(len(PAIR_MIX), n, p=[w for _, w in PAIR_MIX])
+    out = np.empty((n, 2, channels, size, size), np.uint8)
+    for k, kind in enumerate(kinds):
+        s = usable[rng.integers(len(usable))]
+        idx, fps = sorted(s.frames), s.fps or 30.0
+        if kind == 0:
+            start = s.frame_path(s.onset if s.onset is not None else idx[0])[1]
+            a, b = _forward(s, idx, start, int(rng.integers(1, max(1, round(gap_s[1] * fps)) + 1)))
+        elif kind == 1:
+            j = int(rng.integers(len(idx) - 1))
+            a, b = idx[j], idx[j + 1]
+        elif kind == 2:
+            b, a = _forward(s, idx, idx[rng.integers(len(idx))], max(1, round(rng.uniform(*gap_s) * fps)))
+        else:
+            a = b = idx[rng.integers(len(idx))]
+        first = load_frame(s.frames[a], size, channels)
+        out[k] = np.stack([first, first if a == b else load_frame(s.frames[b], size, channels)])
+    counts = np.bincount(kinds, minlength=len(PAIR_MIX))
+    return out, {name: int(c) for (name, _), c in zip(PAIR_MIX, counts)}
 
 
 def synthetic_pairs(n: int, size: int, channels: int, seed: int = SYNTHETIC_SEED, scale: str = "default",

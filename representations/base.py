@@ -94,6 +94,16 @@ class Representation(BaseEstimator):
         """Subjects whose data shaped this representation (contamination check)."""
         return set(getattr(self, "trained_on_", ()) or ())
 
+    def crossfit_groups(self) -> int:
+        """K > 0: pretrain K checkpoints before the folds (``crossfit_checkpoints``), each fold's
+        clone getting ``set_params(checkpoint=...)`` of the one that excludes its test subject
+        (``benchmark/plan.py``); 0 (default): nothing is cross-fitted. Bad settings raise here."""
+        return 0
+
+    def crossfit_checkpoints(self, samples: Sequence[Sample], groups: Sequence[int]) -> list[dict]:
+        """K records ``{"path": checkpoint, ...}``: record k's model never saw a sample of group k."""
+        raise NotImplementedError(f"{type(self).__name__} does not cross-fit")
+
 def check_missing(samples: Sequence[Sample], on_missing: str, name: str, blank: str) -> None:
     """Samples without frames: an error naming them, unless ``on_missing="blank"`` (``blank``
     says what the representation then gives them). The runner applies the policy before

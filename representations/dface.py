@@ -20,6 +20,11 @@ small --out PATH``. Every checkpoint records the datasets and subjects it was
 trained on; :meth:`DFace.training_subjects` reports them to the runner's
 contamination check, and ``finetune_steps > 0`` adds the fold's training subjects.
 
+``pretrain="crossfit"``: the run's planning (``benchmark/plan.py``) splits the subjects into
+``crossfit_k`` groups and has :meth:`DFace.crossfit_checkpoints` train one checkpoint per group
+(the default checkpoint trained ``crossfit_steps`` more on the clips of the other groups'
+subjects); each fold's clone gets the one that excludes its test subject (``checkpoint=``).
+
 Encodings of the checkpoint's tokenizer are cached per sample in the recipe-keyed
 representation cache (``representations/_cache.py``); a fine-tuned tokenizer is
 fold-specific and is not cached.
@@ -35,7 +40,7 @@ import torch
 from benchmark.core.samples import Sample
 from representations import REPRESENTATIONS
 from representations._dface_checkpoints import (  # noqa: F401 - pretrain & co. are this module's API
-    DEFAULT_RECIPES, _threads_for_load, cache_dir, default_checkpoint, pretrain,
+    DEFAULT_RECIPES, _threads_for_load, cache_dir, crossfit_checkpoints, default_checkpoint, pretrain,
 )
 from representations._dface_net import CVQVAE, file_sha256, load_checkpoint, to_input, train_tokenizer
 from representations._dface_pairs import (  # noqa: F401
@@ -85,13 +90,19 @@ class DFace(Representation):
         on_missing: ``error`` or ``blank`` for samples without frames: ``blank``
             gives them the "no action" tokens (``D = 0``), noted in the report.
         device: ``cpu``, ``cuda`` or ``auto``.
+        pretrain: ``none`` (default) or ``crossfit``: pretrain on the run's own clips, one
+            checkpoint per subject group, never on a fold's test subject (see the module).
+        crossfit_k: number of subject groups (and checkpoints), 2 .. the run's subjects.
+        crossfit_steps: training steps of each cross-fitted checkpoint, from the default
+            checkpoint, at ``finetune_lr`` and ``batch_size`` (default 300).
     """
 
     kind = "tokens"
 
     def __init__(self, preset: str = "small", checkpoint: str | None = None, discretize: bool = True,
                  finetune_steps: int = 0, finetune_lr: float = 3e-4, batch_size: int = 64, seed: int = 0,
-                 match_gain: bool = True, on_missing: str = "error", device: str = "cpu"):
+                 match_gain: bool = True, on_missing: str = "error", device: str = "cpu", pretrain: str = "none",
+                 crossfit_k: int = 4, crossfit_steps: int = 300):
         self.preset = preset
         self.checkpoint = checkpoint
         self.discretize = discretize
@@ -102,10 +113,33 @@ class DFace(Representation):
         self.match_gain = match_gain
         self.on_missing = on_missing
         self.device = device
+        self.pretrain = pretrain
+        self.crossfit_k = crossfit_k
+        self.crossfit_steps = crossfit_steps
 
     @property
-    def learned(self) -> bool:
-        return self.finetune_steps > 0
+    def learned(self) -> bool:  # cross-fitted: each fold has its own checkpoint
+        return self.finetune_steps > 0 or self.pretrain == "crossfit"
+
+    def crossfit_groups(self) -> int:
+        if self.pretrain not in ("none", "crossfit"):
+            raise ValueError(f"dface: pretrain must be 'none' or 'crossfit', not {self.pretrain!r}")
+        if self.pretrain == "none":
+            return 0
+        for name, low in (("crossfit_k", 2), ("crossfit_steps", 1)):
+            value = getattr(self, name)
+            if type(value) is not int or value < low:
+                raise ValueError(f"dface: {name} must be an integer >= {low}, not {value!r}")
+        return self.crossfit_k
+
+    def crossfit_checkpoints(self, samples: Sequence[Sample], groups: Sequence[int]) -> list[dict]:
+        """K checkpoints (built once, then read from the cache): the k-th never saw a clip of group k."""
+        self.prepare()._pretrained()  # the initial checkpoint, and its preset checked
+        return crossfit_checkpoints(samples, groups, self.crossfit_groups(), self.checkpoint_path(), self.preset,
+                                    steps=self.crossfit_steps,
+                                    pairs=DEFAULT_RECIPES.get(self.preset, DEFAULT_RECIPES["small"])["pairs"],
+                                    batch_size=self.batch_size, lr=self.finetune_lr, seed=self.seed,
+                                    device=self._device())
 
     # ------------------------------------------------------------------ checkpoint
 
@@ -154,6 +188,9 @@ class DFace(Representation):
 
     def fit(self, samples: Sequence[Sample], y=None) -> "DFace":
         net, meta = self.prepare()._pretrained()
+        if self.pretrain == "crossfit" and meta["recipe"].get("frames") != "crossfit":
+            raise ValueError("dface pretrain=crossfit: the run's plan gives each fold a cross-fitted checkpoint "
+                             f"(set_params(checkpoint=...)); {meta['path']} is not one")
         trained = set(meta["trained_on"]["subjects"])
         self.checkpoint_meta_ = {k: meta[k] for k in ("path", "sha256", "trained_on", "recipe")}
         if self.finetune_steps > 0:
@@ -179,8 +216,12 @@ class DFace(Representation):
 
     def recipe(self) -> dict:
         meta = self._pretrained()[1]
-        return {**super().recipe(), "checkpoint_sha256": meta["sha256"],
-                "checkpoint_trained_on": meta["trained_on"]["datasets"]}
+        r = {**super().recipe(), "checkpoint_sha256": meta["sha256"],
+             "checkpoint_trained_on": meta["trained_on"]["datasets"]}
+        if self.pretrain == "none":  # the recipe (and cache keys) of runs made before cross-fitting existed
+            for key in ("pretrain", "crossfit_k", "crossfit_steps"):
+                del r[key]
+        return r
 
     @torch.no_grad()
     def encode(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,115 @@
+"""Cross-fitted pretraining (D-FACE ``pretrain=crossfit``): K checkpoints on the run's own clips,
+each fold handed the one that never saw its test subject (benchmark/plan.py)."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from benchmark.config import resolve
+from benchmark.plan import crossfit_assignment, plan, run_header
+from benchmark.runner import ContaminationError, execute, run_fold
+from representations._dface_net import load_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CROSSFIT = {"preset": "tiny", "pretrain": "crossfit", "crossfit_k": 3, "crossfit_steps": 2}
+
+
+def _cfg(root, out, rep_params=CROSSFIT, **kw):
+    return resolve(dict(rep="dface", model="logreg", protocol="cde", dataset="casme2", data_root=str(root),
+                        out=str(out), n_boot=10, rep_params=dict(rep_params), **kw))
+
+
+def _built(header) -> list[bool]:
+    return [c["built_now"] for c in header["crossfit"]["checkpoints"]]
+
+
+def test_checkpoints_are_built_once_and_no_fold_sees_its_test_subject(synthetic_tiny, rep_cache, tmp_path):
+    run = execute(_cfg(synthetic_tiny, tmp_path / "a"), progress=False)
+    header = json.loads((run / "config.json").read_text())
+    cf = header["crossfit"]
+    assert cf["k"] == 3 and _built(header) == [True] * 3 and cf["build_seconds"] > 0
+    assert all(c["steps"] == 2 and c["pairs"] > 0 and sum(c["pair_kinds"].values()) == c["pairs"]
+               for c in cf["checkpoints"])
+    assert json.loads((run / "metrics.json").read_text())["contaminated"] == []
+    ckpts = sorted((rep_cache.parent / "dface").glob("dface-tiny-crossfit-*.pt"))
+    assert len(ckpts) == 3
+    for fold, group in cf["fold_groups"].items():
+        assert cf["groups"][fold] == group  # LOSO: the fold is named after its test subject
+        _, meta = load_checkpoint(ckpts[group])
+        subjects = meta["trained_on"]["subjects"]
+        assert fold not in subjects and meta["recipe"]["frames"] == "crossfit"
+        # trained on every other group's subjects (and the synthetic init's)
+        assert {s for s, g in cf["groups"].items() if g != group} <= set(subjects)
+    # another seed, another run folder: the same groups, the same checkpoints, nothing built
+    mtimes = [p.stat().st_mtime_ns for p in ckpts]
+    again = json.loads((execute(_cfg(synthetic_tiny, tmp_path / "b", seeds=(7,)), progress=False)
+                        / "config.json").read_text())
+    assert _built(again) == [False] * 3 and again["crossfit"]["groups"] == cf["groups"]
+    assert [c["sha256"] for c in again["crossfit"]["checkpoints"]] == [c["sha256"] for c in cf["checkpoints"]]
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes
+
+
+def test_a_checkpoint_that_saw_the_test_subject_is_refused(synthetic_tiny, rep_cache, tmp_path):
+    p = plan(_cfg(synthetic_tiny, tmp_path))
+    groups = p.crossfit["fold_groups"]
+    path_of = {groups[name]: params["checkpoint"] for name, params in p.fold_rep_params.items()}
+    wrong = {name: {"checkpoint": path_of[(g + 1) % 3]} for name, g in groups.items()}  # another group's
+    bad = dataclasses.replace(p, fold_rep_params=wrong)
+    with pytest.raises(ContaminationError, match=p.folds[0].name):
+        run_fold(bad, p.folds[0], 0, 0, None)
+    # the right one passes, and its record names no contaminated subject
+    assert run_fold(p, p.folds[0], 0, 0, None).contaminated_subjects == ()
+
+
+def test_the_groups_follow_the_split_seed_not_the_run_seed(synthetic_tiny, rep_cache, tmp_path):
+    p = plan(_cfg(synthetic_tiny, tmp_path, seeds=(0, 1, 2)))
+    args = (p.rep, p.report, p.sel, p.folds)
+    assert crossfit_assignment(*args, 0) == p.crossfit["groups"]
+    assert p.crossfit["split_seed"] == 0 and sorted(np.bincount(list(p.crossfit["groups"].values()))) == [2, 2, 2]
+    others = [crossfit_assignment(*args, s) for s in (1, 2, 3)]
+    assert any(o != p.crossfit["groups"] for o in others)
+
+
+def test_pretrain_none_keeps_todays_recipe_and_plan(synthetic_tiny, rep_cache, tmp_path):
+    from representations.dface import DFace
+
+    rep = DFace(preset="tiny").prepare()
+    assert not rep.learned and rep.crossfit_groups() == 0
+    assert set(rep.recipe()) == {"rep", "batch_size", "checkpoint", "device", "discretize", "finetune_lr",
+                                 "finetune_steps", "match_gain", "on_missing", "preset", "seed",
+                                 "checkpoint_sha256", "checkpoint_trained_on"}  # the encodings' cache key
+    assert DFace(preset="tiny", pretrain="none").recipe() == rep.recipe()
+    p = plan(_cfg(synthetic_tiny, tmp_path, rep_params={"preset": "tiny"}))
+    assert p.crossfit is None and p.fold_rep_params == {} and "crossfit" not in run_header(p)
+    assert not list((rep_cache.parent / "dface").glob("*crossfit*"))
+
+
+@pytest.mark.parametrize("params, match", [({"crossfit_k": 7}, "only 6 subjects"),
+                                           ({"crossfit_k": 1}, "crossfit_k must be an integer >= 2"),
+                                           ({"pretrain": "yes"}, "pretrain must be"),
+                                           ({"crossfit_steps": 0}, "crossfit_steps must be")])
+def test_bad_settings_are_clear_errors_before_any_work(synthetic_tiny, rep_cache, tmp_path, params, match):
+    with pytest.raises(ValueError, match=match):
+        plan(_cfg(synthetic_tiny, tmp_path, rep_params={**CROSSFIT, **params}))
+    assert not (rep_cache.parent / "dface").exists()  # not even the default checkpoint was built
+
+
+def test_folds_mixing_subject_groups_are_refused(synthetic_tiny, rep_cache, tmp_path):
+    cfg = resolve(dict(rep="dface", model="logreg", protocol="ldo", data_root=str(synthetic_tiny),
+                       out=str(tmp_path), rep_params=CROSSFIT))  # a fold's test set: a whole database
+    with pytest.raises(ValueError, match="subject-wise folds"):
+        plan(cfg)
+
+
+def test_mixed_pairs_draw_every_kind_inside_clips(synthetic_tiny):
+    from benchmark.datasets import read_dataset
+    from representations._dface_pairs import PAIR_MIX, mixed_pairs
+
+    samples = read_dataset("casme2", synthetic_tiny / "casme2").samples
+    pairs, kinds = mixed_pairs(samples, 40, 16, 1, seed=0)
+    assert pairs.shape == (40, 2, 1, 16, 16) and sum(kinds.values()) == 40
+    assert set(kinds) == {k for k, _ in PAIR_MIX} and all(kinds.values())
+    same = (pairs[:, 0] == pairs[:, 1]).all(axis=(1, 2, 3)).sum()
+    assert same >= kinds["still"]
