@@ -46,7 +46,7 @@ def _head(keys: list[str], n: int = 5) -> str:
 def _unreadable_siblings(report, sel) -> list[str]:
     """``<folder>: <error>`` of sibling databases the selected samples come from and that
     could not be read."""
-    dbs = {s.dataset for s in sel.samples if not s.frames}
+    dbs = {s.dataset for s in sel.samples if not s.frames}  # frames: what a sibling's reader gives
     return [f"{d.sample}: {d.detail}" for d in report.defects
             if d.kind == "sibling_unreadable" and d.sample.rstrip("/").rsplit("/", 1)[-1] in dbs]
 
@@ -63,14 +63,14 @@ def apply_frames_policy(cfg, report, sel) -> tuple[object, dict]:
     broken = _unreadable_siblings(report, sel)
     if broken:
         raise DatasetError(f"{cfg.rep} needs frames, but a database folder cannot be read: {broken[0]}")
-    missing = [s.key for s in sel.samples if not s.frames]
+    missing = [s.key for s in sel.samples if not rep.has_inputs(s)]
     if not missing:
         return sel, params
     n, total = len(missing), len(sel.samples)
     if policy == "drop":
         from protocols.base import LabelledSet
 
-        keep = np.array([bool(s.frames) for s in sel.samples])
+        keep = np.array([rep.has_inputs(s) for s in sel.samples])
         if not keep.any():
             raise DatasetError(f"{cfg.rep}: none of the {total} samples has frames; nothing to evaluate")
         sel = LabelledSet([s for s, k in zip(sel.samples, keep) if k], sel.y[keep], sel.classes, sel.excluded)
@@ -99,7 +99,7 @@ def inputs_record(p) -> dict:
         return {"on_missing": policy, "needs_frames": False, "blank": 0, "dropped": 0}
     selected = {s.key for s in p.sel.samples}
     dropped = sorted(s.key for s in p.protocol.select(p.report).samples if s.key not in selected)
-    blank = sorted(s.key for s in p.sel.samples if not s.frames)
+    blank = sorted(s.key for s in p.sel.samples if not rep.has_inputs(s))
     return {"on_missing": policy, "needs_frames": True, "blank": len(blank), "blank_samples": blank,
             "dropped": len(dropped), "dropped_samples": dropped}
 

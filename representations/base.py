@@ -90,6 +90,11 @@ class Representation(BaseEstimator):
         By default the representations that say what frameless samples get (``on_missing``)."""
         return "on_missing" in self.get_params()
 
+    def has_inputs(self, sample: Sample) -> bool:
+        """Whether ``sample`` has what ``transform`` reads (the runner's ``on_missing`` policy
+        counts the samples without); by default its frames."""
+        return bool(sample.frames)
+
     def training_subjects(self) -> set[str]:
         """Subjects whose data shaped this representation (contamination check)."""
         return set(getattr(self, "trained_on_", ()) or ())

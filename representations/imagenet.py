@@ -55,7 +55,7 @@ class EffNetLite0(Representation):
         size: network input (and ``apex`` / ``frames`` read) size in pixels.
         normalize: ``lite`` (the weights' own scaling) or ``imagenet`` (torchvision mean/std).
         sampling, preprocess, detector, margin: the ``frames`` representation's (``source=frames``).
-        on_missing: passed to ``frames`` (``blank``: frameless samples get a zero image's features).
+        on_missing: passed to ``frames`` / ``apex`` (``blank``: samples without input get a zero image's features).
         batch_size, device, n_jobs, progress: runtime only (not in the recipe).
     """
 
@@ -79,7 +79,7 @@ class EffNetLite0(Representation):
         if self.normalize not in NORMALIZE:
             raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, not {self.normalize!r}")
         if self.source == "apex":
-            return REPRESENTATIONS.get("apex")(size=self.size)
+            return REPRESENTATIONS.get("apex")(size=self.size, on_missing=self.on_missing)
         if self.source == "precomputed":
             return REPRESENTATIONS.get("precomputed")(channel_order="rgb")
         return REPRESENTATIONS.get("frames")(sampling=self.sampling, size=self.size, preprocess=self.preprocess,
@@ -90,9 +90,12 @@ class EffNetLite0(Representation):
     def needs_frames(self) -> bool:
         return self._inner().needs_frames()
 
+    def has_inputs(self, sample) -> bool:
+        return self._inner().has_inputs(sample)
+
     def recipe(self) -> dict:
         inner = self._inner().recipe()
-        if self.source == "frames":  # decides only what frameless samples get: the pixels say it
+        if self.source in ("frames", "apex"):  # decides only what frameless samples get: the pixels say it
             inner.pop("on_missing", None)
         return {"rep": type(self).registry_name, "version": self.VERSION, "source": self.source,
                 "size": self.size, "normalize": self.normalize, "arch": imagenet.ARCH,

@@ -381,3 +381,42 @@ def test_benchmark_check_fails_on_an_absolute_path_in_results(tmp_path):
     (run / "folds" / "x.json").write_text('"/home/me/y"')  # per-sample files are not committed
     failures = _check_paths(tmp_path)
     assert len(failures) == 1 and "config.json names the absolute path /tmp/dfe/dfe.npz" in failures[0]
+
+
+def test_an_apex_read_from_frames_obeys_on_missing(tmp_path):
+    """Per-database LOSO reads the apex from the frames: a clip with no frames (CASME II
+    sub12/EP09_02 on the shared copy) failed every fold with exit code 1 instead of getting the
+    arena's recorded policy (blank, drop, or the one-line error before any work)."""
+    from types import SimpleNamespace
+
+    import cv2
+    import numpy as np
+
+    from benchmark.datasets import DatasetError
+    from representations.base import RepresentationError
+    from benchmark.core.samples import Sample
+    from benchmark.inputs import apply_frames_policy
+    from protocols.base import LabelledSet
+    from representations import REPRESENTATIONS
+
+    frame = tmp_path / "f.jpg"
+    cv2.imwrite(str(frame), np.full((40, 30, 3), 200, np.uint8))
+    full = [Sample("casme2", f"casme2/s{i}", f"c{i}", "happiness", 1, 2, 3, frames={1: frame, 2: frame, 3: frame})
+            for i in range(30)]
+    empty = Sample("casme2", "casme2/s99", "c99", "happiness", 1, 2, 3)
+    sel = LabelledSet([*full, empty], np.zeros(31, int), ("happiness",))
+    report = SimpleNamespace(defects=[], name="casme2")
+    cfg = lambda policy: resolve({"rep": "apex", "model": "logreg", "protocol": "loso", "dataset": "casme2",
+                                  "data_root": str(tmp_path), "rep_params": {"on_missing": policy}})
+    with pytest.raises(DatasetError, match="1 of 31 samples have no frames"):
+        apply_frames_policy(cfg("error"), report, sel)
+    kept, _ = apply_frames_policy(cfg("drop"), report, sel)
+    assert len(kept.samples) == 30
+    same, params = apply_frames_policy(cfg("blank"), report, sel)
+    assert len(same.samples) == 31
+    x = REPRESENTATIONS.get("apex")(**params).transform(same.samples)
+    assert x.shape == (31, 3, 28, 28) and not x[-1].any() and x[0].any()
+    with pytest.raises(RepresentationError, match="neither an apex crop nor frames"):
+        REPRESENTATIONS.get("apex")().transform([empty])
+    crop = Sample("samm", "samm/s1", "c1", "happiness", extras={"apex_image": frame})
+    assert REPRESENTATIONS.get("apex")().has_inputs(crop) and not REPRESENTATIONS.get("apex")().has_inputs(empty)
