@@ -22,7 +22,13 @@ def test_ctrl_c_stops_a_worker_run_at_once_and_it_resumes(tmp_path):
            "cde", "--data-root", str(root), "--epochs", "150", "--workers", "2", "--out", str(out), "--quiet",
            "--n-boot", "20"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored in
+    # children (Python then installs no KeyboardInterrupt handler): give the run a terminal's Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.time() + 600
     while not list(out.glob("*/folds/seed0/*.json")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
