@@ -24,17 +24,14 @@ all-zero displacement and records ``no_face_onset`` (as ``no_face_clip`` in the 
 """
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 
 from benchmark.core.samples import Sample
 from representations._cache import DiskCache
-from representations._landmarks import PAD
-from representations.base import RepresentationError, read_image
+from representations._landmarks import N_REFINED, PAD, mesh_landmarks
+from representations.base import read_image
 
-N_REFINED = 478
 TRACK_VERSION = 1  # bump when the tracked landmarks of a sample change
 FLOWS = ("farneback", "tvl1")
 # Vertices of the mediapipe face mesh that micro-expressions barely move and that lie inside the
@@ -47,34 +44,11 @@ STABLE_POINTS = {
     "face outline at the mandible angles": (136, 150, 149, 365, 379, 378),
 }
 STABLE = tuple(sorted(i for v in STABLE_POINTS.values() for i in v))
-_LOCAL = threading.local()  # FaceMesh graphs are not thread-safe: one per thread
-
-
-def _refined_mesh():
-    mesh = getattr(_LOCAL, "mesh", None)
-    if mesh is None:
-        try:
-            import mediapipe as mp
-        except ImportError as exc:
-            raise RepresentationError("dfe needs mediapipe (pip install mediapipe==0.10.14)") from exc
-        mesh = _LOCAL.mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.5)
-    return mesh
 
 
 def refined_landmarks(bgr: np.ndarray) -> np.ndarray:
-    """(478, 3) float32 attention-mesh landmarks in pixels of the unpadded frame (z times the
-    padded width, as :func:`representations._landmarks.mesh_landmarks`); NaN when no face."""
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGR2RGB)
-    h, w = rgb.shape[:2]
-    p = int(round(PAD * max(h, w)))
-    big = np.ascontiguousarray(cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=0))
-    H, W = big.shape[:2]
-    res = _refined_mesh().process(big)
-    if not res.multi_face_landmarks:
-        return np.full((N_REFINED, 3), np.nan, np.float32)
-    lm = res.multi_face_landmarks[0].landmark
-    return np.array([[q.x * W - p, q.y * H - p, q.z * W] for q in lm[:N_REFINED]], np.float32)
+    """(478, 3) attention-mesh landmarks (:func:`representations._landmarks.mesh_landmarks`)."""
+    return mesh_landmarks(bgr, refine=True)
 
 
 # --------------------------------------------------------------------------- tracking

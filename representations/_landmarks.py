@@ -19,34 +19,39 @@ from representations.base import RepresentationError, read_image
 N_POINTS = 468
 PAD = 0.3
 LANDMARK_VERSION = 1  # bump when the landmarks of a frame change
-_LOCAL = threading.local()  # FaceMesh graphs are not thread-safe: one per thread
+N_REFINED = 478  # with refine_landmarks: the iris points of the attention mesh added
+_LOCAL = threading.local()  # FaceMesh graphs are not thread-safe: one per thread and kind
 
 
-def _mesh():
-    mesh = getattr(_LOCAL, "mesh", None)
+def _mesh(refine: bool = False):
+    key = "refined" if refine else "mesh"
+    mesh = getattr(_LOCAL, key, None)
     if mesh is None:
         try:
             import mediapipe as mp
         except ImportError as exc:
             raise RepresentationError("dfe needs mediapipe (pip install mediapipe==0.10.14)") from exc
-        mesh = _LOCAL.mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5)
+        mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=refine, min_detection_confidence=0.5)
+        setattr(_LOCAL, key, mesh)
     return mesh
 
 
-def mesh_landmarks(bgr: np.ndarray) -> np.ndarray:
-    """(468, 3) float32 landmarks of the face in a BGR or grayscale image; NaN when none is found."""
+def mesh_landmarks(bgr: np.ndarray, refine: bool = False) -> np.ndarray:
+    """(468, 3) float32 landmarks of the face in a BGR or grayscale image, (478, 3) of the
+    attention mesh with ``refine``; pixels of the unpadded frame, z times the padded width;
+    NaN when none is found."""
+    n = N_REFINED if refine else N_POINTS
     rgb = cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     p = int(round(PAD * max(h, w)))
     big = np.ascontiguousarray(cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=0))
     H, W = big.shape[:2]
-    res = _mesh().process(big)
+    res = _mesh(refine).process(big)
     if not res.multi_face_landmarks:
-        return np.full((N_POINTS, 3), np.nan, np.float32)
+        return np.full((n, 3), np.nan, np.float32)
     lm = res.multi_face_landmarks[0].landmark
-    pts = np.array([[q.x * W - p, q.y * H - p, q.z * W] for q in lm[:N_POINTS]], np.float32)
-    return pts
+    return np.array([[q.x * W - p, q.y * H - p, q.z * W] for q in lm[:n]], np.float32)
 
 
 def frame_landmarks(path) -> np.ndarray:
