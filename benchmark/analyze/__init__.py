@@ -1,4 +1,4 @@
-"""Analyses of representations and run folders: ``python -m benchmark analyze {dface,dfe,apex,crops,seeds} ...``.
+"""Analyses of representations and run folders: ``python -m benchmark analyze {dface,dface-probe,dfe,apex,crops,seeds} ...``.
 
 They live in the application layer because they combine what the components may
 not: D-FACE's tokenizer with the token Transformer, a run folder with the
@@ -11,6 +11,7 @@ import importlib
 
 ANALYSES = {
     "dface": ("benchmark.analyze.dface", "D-FACE codebook usage, similarity and token maps"),
+    "dface-probe": ("benchmark.analyze.dface_probe", "linear probe on D-FACE's continuous motion, tokens and one-hot maps, real pairs"),
     "dfe": ("benchmark.analyze.dfe", "DFE token diversity and heatmaps of a dfe run folder"),
     "apex": ("benchmark.analyze.apex", "apex spotting error on CASME II against the annotated apex"),
     "seeds": ("benchmark.analyze.seeds", "the seed distribution of a recipe (STSTNet's public one) and a published figure in it"),
