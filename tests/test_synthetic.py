@@ -200,3 +200,19 @@ def test_faces_are_found_by_the_face_detector():
             bgr = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
             found += bool(detector.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).detections)
     assert found / len(frames) >= 0.95, f"{found}/{len(frames)} frames with a detected face"
+
+
+def test_two_generation_processes_write_the_same_bytes(tiny, tmp_path):
+    """The default scale renders in one process per core: a file must not depend on which
+    process wrote it (the tiny scale forced onto two processes here)."""
+    parts = syn._subject_parts(syn.plan(0, "tiny"), 2)
+    assert len(parts) == 2
+    assert not {(p.database, p.subject) for p in parts[0]} & {(p.database, p.subject) for p in parts[1]}
+    assert [p for part in parts for p in part] == syn.plan(0, "tiny")  # whole subjects, order kept
+    two = tmp_path / "two"
+    two.mkdir()
+    counts = syn._write_all(two, 0, "tiny", workers=2)
+    assert counts == json.loads((tiny / syn.MARKER).read_text())["counts"]
+    files = sorted(f.relative_to(tiny) for f in tiny.rglob("*") if f.is_file() and f.name != syn.MARKER)
+    assert files == sorted(f.relative_to(two) for f in two.rglob("*") if f.is_file())
+    assert all((tiny / f).read_bytes() == (two / f).read_bytes() for f in files)

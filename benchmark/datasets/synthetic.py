@@ -657,20 +657,41 @@ def flow_image(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def _write_all(root: Path, seed: int, scale: str) -> dict:
+def _generation_workers(workers: int | None, scale: str) -> int:
+    """Processes that render the clips: one per core for the default scale (about half a
+    minute of rendering and TV-L1 on one core, the largest part of a cold first run), one for
+    the small test scales, whose clips take less than a process takes to start."""
+    if workers is not None:
+        return max(1, int(workers))
+    return min(2, os.cpu_count() or 1) if scale == "default" else 1
+
+
+def _subject_parts(clips: list[ClipPlan], n: int) -> list[list[ClipPlan]]:
+    """``clips`` cut into ``n`` runs of whole subjects (each subject's face is rendered once),
+    balanced by frame count."""
+    if n <= 1:
+        return [clips]
+    subjects: list[list[ClipPlan]] = []
+    for p in clips:
+        if subjects and subjects[-1][0].identity_seed == p.identity_seed:
+            subjects[-1].append(p)
+        else:
+            subjects.append([p])
+    total = sum(len(q.frame_numbers) for q in clips)
+    parts, done = [[] for _ in range(n)], 0
+    for group in subjects:
+        parts[min(n - 1, int(n * done / max(total, 1)))].extend(group)
+        done += sum(len(q.frame_numbers) for q in group)
+    return [part for part in parts if part]
+
+
+def _write_clips(root: Path, clips: Sequence[ClipPlan]) -> int:
+    """Render and write ``clips`` (whole subjects, in order) with their flow images and apex
+    crops; return the number of frames written."""
     import cv2
 
-    clips = plan(seed, scale)
-    by_db = {db: [p for p in clips if p.database == db] for db in DATABASES}
-    for db in (*DATABASES, "megc2019"):
-        (root / db).mkdir(parents=True)
-    write_casme2_sheet(by_db["casme2"], root / "casme2" / "CASME2-coding-20140508.xlsx")
-    write_samm_sheet(by_db["samm"], root / "samm" / "SAMM_Micro_FACS_Codes_v2.xlsx")
-    write_smic_sheet(by_db["smic"], root / "smic" / "smic_apex.xlsx")
+    cv2.setNumThreads(1)  # small images: threads cost more than they give on shared cores
     megc = root / "megc2019"
-    write_megc_lists(clips, megc)
-    (megc / "STSNet_whole_norm_u_v_os").mkdir()
-    (megc / "combined_datasets_whole").mkdir()
     frames = 0
     bases: dict[tuple, tuple] = {}
     for p in clips:
@@ -693,6 +714,31 @@ def _write_all(root: Path, seed: int, scale: str) -> dict:
         apex = keep[p.apex] if keep[p.apex].ndim == 3 else cv2.cvtColor(keep[p.apex], cv2.COLOR_GRAY2BGR)
         apex = cv2.resize(apex, (APEX_CROP_SIZE, APEX_CROP_SIZE), interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(str(megc / "combined_datasets_whole" / apex_name(p)), apex, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return frames
+
+
+def _write_all(root: Path, seed: int, scale: str, workers: int | None = None) -> dict:
+    clips = plan(seed, scale)
+    by_db = {db: [p for p in clips if p.database == db] for db in DATABASES}
+    for db in (*DATABASES, "megc2019"):
+        (root / db).mkdir(parents=True)
+    write_casme2_sheet(by_db["casme2"], root / "casme2" / "CASME2-coding-20140508.xlsx")
+    write_samm_sheet(by_db["samm"], root / "samm" / "SAMM_Micro_FACS_Codes_v2.xlsx")
+    write_smic_sheet(by_db["smic"], root / "smic" / "smic_apex.xlsx")
+    megc = root / "megc2019"
+    write_megc_lists(clips, megc)
+    (megc / "STSNet_whole_norm_u_v_os").mkdir()
+    (megc / "combined_datasets_whole").mkdir()
+    parts = _subject_parts(clips, _generation_workers(workers, scale))
+    if len(parts) == 1:
+        frames = _write_clips(root, parts[0])
+    else:  # every file depends only on its own clip: the same bytes in any order or process
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_write_clips, root, part) for part in parts[1:]]
+            frames = _write_clips(root, parts[0]) + sum(f.result() for f in futures)
     (root / "README.txt").write_text(
         "Synthetic micro-expression data written by benchmark.datasets.synthetic (mer-benchmark).\n"
         "Drawn faces in the official CASME II / SAMM / SMIC-HS / MEGC2019 layouts; no real data.\n"
