@@ -154,7 +154,9 @@ def cmd(args) -> int:
             args.data_root, args.folds, args.epochs, args.workers))
     if "flops" in sections:
         print("## Achieved FLOP/s", flush=True)
-        parts.append("## Achieved FLOP/s of the STSTNet training step\n\n" + perf_training.flops_table())
+        plot = Path(args.out).parent / "plots" / "ststnet_roofline.png" if args.out else None  # beside the leaderboard's
+        parts.append("## Achieved FLOP/s of the STSTNet training step\n\n" + perf_training.flops_table(
+            plot=plot, link="plots/ststnet_roofline.png"))
     if "extraction" in sections:
         if args.data_root:
             root = Path(args.data_root)

@@ -138,10 +138,8 @@ def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / best
 
 
-def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3, repeats: int = 20) -> tuple[float, float]:
-    """(FLOPs of one STSTNet training step, best seconds per step) at the current thread count."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def _ststnet_step(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3):
+    """One STSTNet training step (forward, backward, Adam) on random inputs, as a closure."""
     from models.ststnet import _STSTNet
 
     net = _STSTNet(shape[0], n_classes, shape[1:]).to(memory_format=torch.channels_last)
@@ -154,6 +152,14 @@ def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3, repeats:
         torch.nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
 
+    return step
+
+
+def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3, repeats: int = 20) -> tuple[float, float]:
+    """(FLOPs of one STSTNet training step, best seconds per step) at the current thread count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step = _ststnet_step(batch, shape, n_classes)
     with FlopCounterMode(display=False) as counter:
         step()
     for _ in range(3):
@@ -162,20 +168,165 @@ def step_flops(batch: int = 256, shape=(3, 28, 28), n_classes: int = 3, repeats:
     return counter.get_total_flops(), best
 
 
-def flops_table(echo: bool = True, repeats: int = 20, gemm_n: int = 2048) -> str:
+def memory_bandwidth(threads: int, mib: int = 256, repeats: int = 5) -> float:
+    """Best copy rate (bytes read + written per second) of a ``mib`` MiB float32 tensor."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    src = torch.rand(mib * 2 ** 20 // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = min(_timed(lambda: dst.copy_(src))[0] for _ in range(repeats))
+    torch.set_num_threads(old)
+    return 2 * src.numel() * 4 / best
+
+
+# Profiler op names -> the step's parts (first match wins; "aten::mul"/"div_": dropout's mask and scale).
+PARTS = (("convolution (backward)", ("convolution_backward",)),
+         ("convolution (forward)", ("convolution", "mkldnn_conv")),
+         ("batch norm", ("batch_norm",)), ("ReLU", ("relu", "threshold_backward", "clamp_min")),
+         ("max-pool", ("max_pool",)), ("avg-pool", ("avg_pool",)), ("linear", ("addmm", "aten::mm", "aten::t")),
+         ("dropout", ("bernoulli", "dropout", "aten::mul", "aten::div_")),
+         ("zero-fill and copies", ("fill_", "zero_", "copy_", "aten::empty")),
+         ("Adam", ("Optimizer", "_foreach", "addcdiv", "addcmul", "lerp", "sqrt", "aten::add_")))
+
+
+def _part(name: str) -> str:
+    for part, keys in PARTS:
+        if any(k in name for k in keys):
+            return part
+    return "other (loss, autograd, small ops)"
+
+
+def step_profile(threads: int, batch: int = 256, repeats: int = 20) -> dict:
+    """Self CPU time of one STSTNet training step by part (torch.profiler's shares, scaled to the
+    best unprofiled step time), with each part's FLOPs (torch.utils.flop_counter: convolutions
+    and matmuls) and an estimate of the bytes it moves (from a second profile that records
+    shapes, whose overhead would distort the times: leaf ops only, every input tensor read once,
+    an output as large as the largest input written once; float32)."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    step = _ststnet_step(batch)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    for _ in range(3):
+        step()
+    best = min(_timed(step)[0] for _ in range(repeats))
+    passes = {}
+    for shapes in (False, True):
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
+            for _ in range(repeats):
+                step()
+        passes[shapes] = prof.key_averages(group_by_input_shape=shapes)
+    torch.set_num_threads(old)
+    parts: dict[str, dict] = {}
+    new = lambda: {"seconds": 0.0, "bytes": 0.0, "flops": 0.0}  # noqa: E731
+    for e in passes[False]:
+        parts.setdefault(_part(e.key), new())["seconds"] += e.self_cpu_time_total / 1e6 / repeats
+    for e in passes[True]:
+        if e.cpu_time_total > 0 and e.self_cpu_time_total >= 0.5 * e.cpu_time_total:  # leaf: its own work
+            sizes = [int(np.prod(s)) for s in (e.input_shapes or []) if isinstance(s, list) and s
+                     and all(isinstance(d, int) for d in s)]
+            parts.setdefault(_part(e.key), new())["bytes"] += 4 * (sum(sizes) + max(sizes, default=0)) * e.count / repeats
+    for op, flops in counter.get_flop_counts().get("Global", {}).items():
+        name = str(op)
+        key = "convolution (backward)" if "backward" in name else "convolution (forward)" if "conv" in name else "linear"
+        parts.setdefault(key, new())["flops"] += flops
+    profiled = sum(p["seconds"] for p in parts.values())
+    for p in parts.values():  # the profiler's own cost spread pro rata: shares kept, the total is the unprofiled step
+        p["seconds"] *= best / profiled
+    return {"threads": threads, "step_seconds": best, "profiled_step_seconds": profiled, "parts": parts,
+            "flops": counter.get_total_flops()}
+
+
+def profile_table(profile: dict, peak: float, bandwidth: float) -> str:
+    """Markdown: each part's share of the step, its FLOP/s against the GEMM peak and its
+    estimated bytes/s against the measured copy bandwidth."""
+    lines = [f"| part | share of step time | ms per step | GFLOP/s (share of {peak / 1e9:.0f} GEMM peak) | "
+             f"est. GB/s (share of {bandwidth / 1e9:.1f} copy bandwidth) | FLOP per byte |", "|---|---|---|---|---|---|"]
+    total = profile["step_seconds"]
+    for name, p in sorted(profile["parts"].items(), key=lambda kv: -kv[1]["seconds"]):
+        t = max(p["seconds"], 1e-12)
+        gf = f"{p['flops'] / t / 1e9:.1f} ({p['flops'] / t / peak:.0%})" if p["flops"] else "–"
+        gb = f"{p['bytes'] / t / 1e9:.1f} ({p['bytes'] / t / bandwidth:.0%})" if p["bytes"] else "–"
+        ai = f"{p['flops'] / p['bytes']:.2f}" if p["flops"] and p["bytes"] else "–"
+        lines.append(f"| {name} | {p['seconds'] / total:.0%} | {p['seconds'] * 1e3:.1f} | {gf} | {gb} | {ai} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_roofline(profile: dict, peak: float, bandwidth: float, path: Path) -> Path:
+    """Roofline of the step's parts (left) and where the step's time goes (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = profile["parts"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.1, 1]})
+    ai = np.logspace(-2, 3, 200)
+    ax.loglog(ai, np.minimum(peak, bandwidth * ai) / 1e9, color="black", lw=1.5)
+    ax.text(ai[-1], peak / 1e9 * 1.08, f"GEMM peak {peak / 1e9:.0f} GFLOP/s", ha="right", fontsize=8)
+    ax.text(0.012, bandwidth * 0.012 / 1e9 * 1.3, f"copy bandwidth {bandwidth / 1e9:.1f} GB/s", rotation=33,
+            fontsize=8)
+    total_bytes = sum(p["bytes"] for p in parts.values())
+    points = {k: (p["flops"], p["bytes"], p["seconds"]) for k, p in parts.items() if p["flops"] and p["bytes"]}
+    points["whole step"] = (profile["flops"], total_bytes, profile["step_seconds"])
+    for k, (f, b, t) in points.items():
+        ax.loglog(f / b, f / t / 1e9, "o", ms=8 if k == "whole step" else 6,
+                  color="tab:red" if k == "whole step" else "tab:blue")
+        ax.annotate(k, (f / b, f / t / 1e9), textcoords="offset points", xytext=(6, -3), fontsize=8)
+    ax.set_xlabel("arithmetic intensity (FLOP per byte moved, estimated)")
+    ax.set_ylabel("achieved GFLOP/s")
+    ax.set_title(f"STSTNet training step, batch 256, {profile['threads']} thread(s)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    order = sorted(parts, key=lambda k: parts[k]["seconds"])
+    share = [parts[k]["seconds"] / profile["step_seconds"] for k in order]
+    bars = bx.barh(order, share, color=["tab:blue" if parts[k]["flops"] else "tab:gray" for k in order])
+    for bar, k in zip(bars, order):
+        p = parts[k]
+        note = f"{p['bytes'] / max(p['seconds'], 1e-12) / 1e9:.1f} GB/s" if p["bytes"] else ""
+        bx.text(bar.get_width() + 0.005, bar.get_y() + bar.get_height() / 2, note, va="center", fontsize=8)
+    bx.set_xlabel("share of the step's CPU time (blue: FLOPs counted; label: est. GB/s)", fontsize=9)
+    bx.tick_params(axis="y", labelsize=8)
+    bx.set_xlim(0, max(share) * 1.35)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def flops_table(echo: bool = True, repeats: int = 20, gemm_n: int = 2048, plot: Path | None = None,
+                link: str | None = None) -> str:
+    """Achieved FLOP/s of the step against the GEMM peak, then the step's time by part against
+    the GEMM peak and the copy bandwidth (with ``plot``: the roofline PNG of the 1-thread step)."""
     lines = ["STSTNet training step (batch 256, 28x28x3, forward + backward + Adam), FLOPs counted by "
              "torch.utils.flop_counter (convolutions and matmuls only), against the best float32 GEMM "
-             "rate measured in this process.", "",
-             "| threads | step FLOPs | best step time | achieved GFLOP/s | GEMM peak GFLOP/s | share of peak |",
-             "|---|---|---|---|---|---|"]
+             "rate and the best copy bandwidth (a 256 MiB tensor, bytes read + written) measured in this "
+             "process.", "",
+             "| threads | step FLOPs | best step time | achieved GFLOP/s | GEMM peak GFLOP/s | share of peak | "
+             "copy bandwidth GB/s |", "|---|---|---|---|---|---|---|"]
     old = torch.get_num_threads()
+    profiles = []
     for threads in sorted({1, os.cpu_count() or 1}):
         torch.set_num_threads(threads)
         flops, secs = step_flops(repeats=repeats)
         peak = matmul_peak(threads, n=gemm_n)
+        bandwidth = memory_bandwidth(threads, mib=64 if gemm_n < 1024 else 256)
         lines.append(f"| {threads} | {flops / 1e6:.0f} M | {secs * 1e3:.1f} ms | {flops / secs / 1e9:.1f} | "
-                     f"{peak / 1e9:.1f} | {flops / secs / peak:.1%} |")
+                     f"{peak / 1e9:.1f} | {flops / secs / peak:.1%} | {bandwidth / 1e9:.1f} |")
         if echo:
             print(lines[-1], flush=True)
+        profiles.append((step_profile(threads, repeats=repeats), peak, bandwidth))
     torch.set_num_threads(old)
+    for prof, peak, bandwidth in profiles:
+        lines += ["", f"Where the {prof['threads']}-thread step's time goes (torch.profiler self CPU time, scaled to "
+                  f"the unprofiled {prof['step_seconds'] * 1e3:.1f} ms step; bytes estimated):", "",
+                  profile_table(prof, peak, bandwidth).rstrip()]
+    if plot is not None:
+        plot_roofline(*profiles[0], Path(plot))
+        link = link or Path(plot).as_posix()
+        lines += ["", f"Roofline and time by part of the 1-thread step: [{link}]({link})."]
     return "\n".join(lines) + "\n"

@@ -1,5 +1,6 @@
 """Fold-parallel training equals sequential training fold by fold (models/fold_parallel.py)."""
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -104,3 +105,19 @@ def test_perf_training_table_compares_paths_on_the_same_folds(tmp_path):
     assert len(rows) == 4 and rows[0].startswith("| reference loop")
     assert all("100%" in r for r in rows)  # same seeds -> same predictions as the reference loop
     assert "share of peak" in flops_table(echo=False, repeats=2, gemm_n=256)
+
+
+def test_step_profile_accounts_for_the_whole_step_and_plots_a_roofline(tmp_path):
+    from benchmark.perf_training import PARTS, flops_table, step_profile
+
+    prof = step_profile(1, batch=16, repeats=2)
+    parts = prof["parts"]
+    assert abs(sum(p["seconds"] for p in parts.values()) - prof["step_seconds"]) < 1e-9  # shares of the real step
+    assert {"convolution (forward)", "convolution (backward)", "batch norm", "ReLU", "dropout"} <= set(parts)
+    assert set(parts) <= {name for name, _ in PARTS} | {"other (loss, autograd, small ops)"}
+    assert parts["convolution (forward)"]["flops"] > 0 and parts["batch norm"]["flops"] == 0
+    assert all(p["bytes"] > 0 for k, p in parts.items() if k in ("batch norm", "ReLU", "max-pool"))
+    png = tmp_path / "roof.png"
+    text = flops_table(echo=False, repeats=2, gemm_n=256, plot=png, link="plots/roof.png")
+    assert png.stat().st_size > 10_000 and "[plots/roof.png](plots/roof.png)" in text
+    assert "copy bandwidth" in text and text.count("| batch norm |") == len({1, os.cpu_count() or 1})
