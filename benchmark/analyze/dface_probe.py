@@ -9,6 +9,9 @@ nothing chosen on the test subject) are trained on
 * ``continuous``: the motion ``D = E2 - E1`` (16 positions x code dim),
 * ``quantized``: the codebook vectors the token Transformer sees,
 * ``one-hot``: the index maps as one-hot codes (16 positions x codebook size),
+* ``quantized, shared removed``: a diagnostic, not the method: the same codebook's nearest
+  vectors to ``D`` minus its mean over the 16 positions (does quantizing the position-specific
+  motion keep what quantizing ``D`` loses?),
 
 and the share of ``D``'s energy taken by the component shared by the 16 positions is measured
 (``D = 1 m^T + R`` with ``m`` the mean over positions, so ``|D|^2 = 16 |m|^2 + |R|^2``; the
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("continuous", "quantized", "one-hot")
+STAGES = ("continuous", "quantized", "one-hot", "quantized, shared removed")
 TOKENIZERS = {"synthetic": {}, "crossfit": {"pretrain": "crossfit"}}
 
 
@@ -40,11 +43,14 @@ def shared_share(d: np.ndarray) -> np.ndarray:
         return np.where(total > 0, shared / total, np.nan)
 
 
-def stage_features(indices: np.ndarray, quantized: np.ndarray, d: np.ndarray, codebook_size: int) -> dict:
-    """The three probe inputs of one encoding, flattened per sample."""
-    onehot = np.eye(codebook_size, dtype=np.float32)[np.asarray(indices)]
+def stage_features(indices: np.ndarray, quantized: np.ndarray, d: np.ndarray, codebook: np.ndarray) -> dict:
+    """The probe inputs of one encoding, flattened per sample."""
+    onehot = np.eye(len(codebook), dtype=np.float32)[np.asarray(indices)]
+    r = d - d.mean(axis=1, keepdims=True)
+    nearest = ((r[..., None, :] - codebook) ** 2).sum(-1).argmin(-1)  # (N, L): codes of the centred motion
     return {"continuous": d.reshape(len(d), -1), "quantized": quantized.reshape(len(quantized), -1),
-            "one-hot": onehot.reshape(len(onehot), -1)}
+            "one-hot": onehot.reshape(len(onehot), -1),
+            "quantized, shared removed": codebook[nearest].reshape(len(d), -1)}
 
 
 def _plan(protocol: str, dataset: str | None, data_root: str, rep_params: dict):
@@ -56,7 +62,7 @@ def _plan(protocol: str, dataset: str | None, data_root: str, rep_params: dict):
 
 
 def _encodings(p) -> dict[str | None, tuple]:
-    """Checkpoint path (None: the plan's own) -> (indices, quantized, D, codebook size) of all samples."""
+    """Checkpoint path (None: the plan's own) -> (indices, quantized, D, codebook) of all samples."""
     from sklearn.base import clone
 
     paths = sorted({v["checkpoint"] for v in p.fold_rep_params.values()}) or [None]
@@ -67,7 +73,7 @@ def _encodings(p) -> dict[str | None, tuple]:
             rep.set_params(checkpoint=path)
         rep.fit([])  # a cross-fitted checkpoint is used as it is; nothing is fitted on the samples
         idx, q, d = rep.encode(list(p.sel.samples))
-        out[path] = (idx, q, d, rep.codebook().shape[0])
+        out[path] = (idx, q, d, rep.codebook())
     return out
 
 
@@ -99,7 +105,8 @@ def probe(p) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| protocol | tokenizer | LP on continuous D | LP on quantized tokens | LP on one-hot maps | "
-             "shared share of |D|² (median [p10, p90]) |", "|---|---|---|---|---|---|"]
+             "LP on quantized D − shared (diagnostic) | shared share of \\|D\\|² (median [p10, p90]) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         s, pr = r["shared_share"], r["probe"]
         lines.append(f"| {r['protocol']} | {r['tokenizer']} | " +
