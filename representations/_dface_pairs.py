@@ -1,6 +1,6 @@
 """Where D-FACE's training pairs come from: a clip's onset and apex, random frame pairs inside
 clips at their frame rate (``mixed_pairs``: the cross-fitted pretraining's mix of kinds), the
-synthetic generator in memory, any folder of frame sequences."""
+synthetic generator in memory, any folder of frame sequences and face videos (``corpus_pairs``)."""
 from __future__ import annotations
 
 import os
@@ -14,6 +14,7 @@ import numpy as np
 from benchmark.core.samples import Sample
 from benchmark.datasets import DATASETS, read_dataset
 from benchmark.datasets import synthetic as syn
+from benchmark.datasets import videos
 from representations.base import RepresentationError, read_image
 
 GAP_S = (0.25, 0.5)  # pretraining pair gap in seconds (the paper's 8-15 frames at 25-30 fps)
@@ -181,32 +182,114 @@ def folder_sequences(root: Path) -> list[tuple[str, list[tuple[int, Path]]]]:
 
 def folder_pairs(root: Path, n: int, size: int, channels: int, fps: float, seed: int = 0,
                  gap_s=GAP_S) -> tuple[np.ndarray, list[str]]:
-    """Pairs ``gap_s`` seconds apart (at ``fps``) from any folder of frame sequences."""
-    seqs = folder_sequences(Path(root))
-    if not seqs:
-        raise FileNotFoundError(f"no folder with two or more images under {root}")
+    """Pairs ``gap_s`` seconds apart from any folder of frame sequences and videos
+    (:func:`corpus_pairs` without its record)."""
+    pairs, subjects, _ = corpus_pairs(root, n, size, channels, fps, seed, gap_s)
+    return pairs, subjects
+
+
+def corpus_clips(root: Path) -> list[tuple[str, object]]:
+    """(subject, clip) of a face corpus: every frame sequence of :func:`folder_sequences`
+    (clip: its ``[(frame number, path)]``), then every video file (clip: its path) under
+    ``root`` (or ``root`` itself when it is a video). The subject is the first folder level
+    under ``root``: VoxCeleb's ``id/video/clip.mp4`` gives the speaker's ``id``."""
+    root = Path(root)
+    if root.is_file():
+        return [(root.stem, root)] if videos.is_video(root) else []
+    clips: list[tuple[str, object]] = list(folder_sequences(root))
+    for folder, _dirs, files in sorted(os.walk(root)):
+        for f in sorted(files):
+            if videos.is_video(Path(f)):
+                rel = Path(folder).relative_to(root)
+                clips.append((rel.parts[0] if rel.parts else Path(f).stem, Path(folder) / f))
+    return clips
+
+
+def corpus_pairs(root: Path, n: int, size: int, channels: int, fps: float, seed: int = 0,
+                 gap_s=GAP_S) -> tuple[np.ndarray, list[str], dict]:
+    """``n`` pairs ``gap_s`` seconds apart inside random clips of :func:`corpus_clips`.
+
+    Frame sequences are at ``fps``; a video at its container's rate (``CAP_PROP_FPS``), or at
+    ``fps`` when the container states none (counted in the record's ``fps_fallback``). A
+    video's frames are decoded only up to the last one its pairs need
+    (:func:`benchmark.datasets.videos.read_frames`, seeking over long jumps), one clip at a
+    time. A video OpenCV cannot decode, or one of a single frame, leaves the pool (the record
+    names it) and the draw is repeated; none readable at all is an error. Returns (pairs,
+    subjects ``<root name>:<subject>``, record of the clips used and skipped)."""
+    root = Path(root)
+    clips = corpus_clips(root)
+    if not clips:
+        raise FileNotFoundError(f"no readable frames under {root}: no video ({', '.join(videos.VIDEO_EXTS)}) "
+                                "and no folder with two or more images")
     rng = np.random.default_rng(seed)
-    out, subjects = [], set()
-    for _ in range(n):
-        subject, frames = seqs[int(rng.integers(len(seqs)))]
-        nums = np.array([f[0] for f in frames])
-        i = int(rng.integers(len(frames)))
-        want = nums[i] + max(1, round(rng.uniform(*gap_s) * fps))
-        j = int(np.abs(nums - want).argmin())
-        if j == i:
-            j = len(frames) - 1 if i == 0 else 0
-        out.append(np.stack([load_frame(frames[k][1], size, channels) for k in (i, j)]))
-        subjects.add(f"{Path(root).name}:{subject}")
-    return np.stack(out), sorted(subjects)
+    out = np.empty((n, 2, channels, size, size), np.uint8)
+    info: dict[Path, videos.VideoInfo] = {}
+    wanted: dict[Path, list[tuple[int, int, int]]] = {}  # video -> (pair, first, second frame)
+    skipped, used = [], set()
+    k = 0
+    while k < n:
+        if not clips:
+            raise FileNotFoundError(f"no readable frames under {root}: {len(skipped)} video(s) OpenCV cannot "
+                                    f"use ({skipped[0]['path']}: {skipped[0]['reason']})")
+        c = int(rng.integers(len(clips)))
+        subject, clip = clips[c]
+        if isinstance(clip, Path):
+            if clip not in info:
+                try:
+                    info[clip] = videos.probe(clip)
+                    if info[clip].frames < 2:
+                        raise videos.VideoError(f"video {clip} has a single frame")
+                except videos.VideoError as exc:
+                    skipped.append({"path": _rel(clip, root), "reason": str(exc)})
+                    clips.pop(c)
+                    continue
+            v = info[clip]
+            gap = max(1, round(rng.uniform(*gap_s) * (v.fps or fps)))
+            a = int(rng.integers(v.frames - gap)) if v.frames > gap else 0
+            wanted.setdefault(clip, []).append((k, a, min(a + gap, v.frames - 1)))
+        else:
+            nums = np.array([f[0] for f in clip])
+            i = int(rng.integers(len(clip)))
+            want = nums[i] + max(1, round(rng.uniform(*gap_s) * fps))
+            j = int(np.abs(nums - want).argmin())
+            if j == i:
+                j = len(clip) - 1 if i == 0 else 0
+            out[k] = np.stack([load_frame(clip[q][1], size, channels) for q in (i, j)])
+        used.add(f"{root.name}:{subject}")
+        k += 1
+    short = 0
+    for clip, specs in wanted.items():  # one pass per video, only the frames its pairs need
+        frames, end = videos.read_frames(clip, [f for _, a, b in specs for f in (a, b)],
+                                         prepare=lambda img: prepare_frame(img, size, channels))
+        short += end is not None
+        for k, a, b in specs:
+            out[k] = np.stack([frames[a], frames[b]])
+    record = {"sequences": sum(not isinstance(c, Path) for _, c in clips), "videos_used": len(wanted)}
+    if no_rate := sorted(_rel(p, root) for p in wanted if info[p].fps is None):
+        record["fps_fallback"] = {"fps": fps, "videos": len(no_rate), "first": no_rate[:5]}
+    if short:
+        record["videos_shorter_than_stated"] = short  # their last decoded frame stood in
+    if skipped:
+        record["skipped_videos"] = {"count": len(skipped), "first": skipped[:10]}
+    return out, sorted(used), record
 
 
-def dataset_pairs(root: Path, n: int, size: int, channels: int, seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+def _rel(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if root in path.parents else path.name
+
+
+def dataset_pairs(root: Path, n: int, size: int, channels: int, seed: int = 0,
+                  only: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """Pairs from database folders the readers know (``root/casme2`` ...), each at its
     own frame rate; subjects are the readers' ids (``casme2/sub01``), which the
-    runner compares with test subjects."""
+    runner compares with test subjects. ``only``: the databases to read (e.g. all but
+    the one a run tests on); a name no reader knows is an error."""
+    if only is not None and (unknown := sorted(set(only) - set(DATASETS.names()) | set(only) & {"megc2019"})):
+        raise ValueError(f"--datasets: {', '.join(unknown)} is no database with frames "
+                         f"(known: {', '.join(n for n in DATASETS.names() if n != 'megc2019')})")
     samples, names = [], []
     for name in DATASETS.names():
-        if name in ("megc2019",) or not (Path(root) / name).is_dir():
+        if name in ("megc2019",) or not (Path(root) / name).is_dir() or (only is not None and name not in only):
             continue
         try:
             report = read_dataset(name, Path(root) / name)
@@ -217,6 +300,7 @@ def dataset_pairs(root: Path, n: int, size: int, channels: int, seed: int = 0) -
             samples += with_frames
             names.append(name)
     if not samples:
-        raise FileNotFoundError(f"no readable database with frames under {root}")
+        which = f" among {', '.join(only)}" if only is not None else ""
+        raise FileNotFoundError(f"no readable database with frames{which} under {root}")
     pairs = clip_pairs(samples, n, size, channels, seed)
     return pairs, sorted({s.subject for s in samples}), names
