@@ -4,14 +4,29 @@
     python -m benchmark pretrain dface --frames synthetic --out dface-small.pt
     python -m benchmark pretrain dface --frames DATA_ROOT --preset small --steps 5000 --out ckpt.pt
     python -m benchmark pretrain dface --frames FOLDER --fps 25 --out ckpt.pt
+    python -m benchmark pretrain dface --frames DATA_ROOT --datasets samm,smic,casme3 \
+        --frames voxceleb2/dev/mp4 --out not-casme2.pt
 
-``--frames`` is ``synthetic`` (pairs rendered in memory by ``benchmark.datasets.synthetic``,
-seed 1 by default: not the faces of the default dataset), a data root with
-database folders the readers know (``casme2/``, ``samm/``, ``smic/``, ``casme3/``;
-each at its own frame rate, subjects recorded with the readers' ids so the runner
-refuses folds whose test subject was seen), or any folder of frame sequences (one
-leaf folder per sequence, frames ordered by the last number in the file name,
-``--fps`` their frame rate). Pairs are two frames 0.25-0.5 s apart.
+``--frames`` (repeatable: the sources share ``--pairs`` evenly) is ``synthetic`` (pairs
+rendered in memory by ``benchmark.datasets.synthetic``, seed 1 by default: not the faces of
+the default dataset), a data root with database folders the readers know (``casme2/``,
+``samm/``, ``smic/``, ``casme3/``, only those of ``--datasets`` when given; each at its own
+frame rate, subjects recorded with the readers' ids so the runner refuses folds whose test
+subject was seen), or any folder of frame sequences and face videos: one leaf folder per
+sequence (frames ordered by the last number in the file name, at ``--fps``), and any video
+OpenCV opens (``.mp4``, ``.avi``...; at the container's frame rate, ``--fps`` when it states
+none), the subject being the first folder level (VoxCeleb's ``id/video/clip.mp4``: the
+speaker). Pairs are two frames 0.25-0.5 s apart inside one clip.
+
+Cross-database pretraining: a checkpoint from the databases a run does not test on (and any
+face videos) is the starting point of ``--rep-param pretrain=crossfit --rep-param
+checkpoint=FILE``, whose checkpoints then add the run's own clips of the other subject
+groups; every checkpoint lists all the subjects it saw, and planning refuses a starting
+checkpoint that saw a subject of the run.
+
+The training state is saved every ``--save-every`` steps next to ``--out``; the same command
+resumes from it after an interruption and writes the checkpoint an uninterrupted run writes.
+``--out``'s ``.json`` side file records the cost (seconds over all sessions, steps, pairs).
 
 Without ``--steps``/``--pairs``/``--lr``/``--batch-size`` the preset's default
 recipe is used; ``--frames synthetic`` with all defaults reproduces the
@@ -26,7 +41,9 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("pretrain", help="pretrain a tokenizer checkpoint (D-FACE C-VQ-VAE)")
     p.add_argument("what", choices=["dface", "dfe"], help="what to pretrain (dfe: basis + RVQ-VAE, see cmd_dfe)")
-    p.add_argument("--frames", required=True, help="'synthetic', a data root, or a folder of frame sequences")
+    p.add_argument("--frames", required=True, action="append",
+                   help="'synthetic', a data root, or a folder of frame sequences and videos (repeatable)")
+    p.add_argument("--datasets", help="comma-separated databases to read from a data root (default: all)")
     p.add_argument("--out", help="checkpoint file to write (default: the preset's default checkpoint in the cache)")
     p.add_argument("--preset", default="small", help="network size: small (CPU), paper (GPU), tiny (tests)")
     p.add_argument("--steps", type=int)
@@ -37,6 +54,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of a plain folder of sequences")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=100, help="steps between resumable training states (0: none)")
 
 
 def cmd_dfe(args) -> int:
@@ -48,8 +66,10 @@ def cmd_dfe(args) -> int:
 
     if not args.out:
         raise ValueError("pretrain dfe needs --out FILE")
+    if len(args.frames) != 1 or args.datasets:
+        raise ValueError("pretrain dfe takes one --frames source and no --datasets")
     params = {k: getattr(args, k) for k in ("steps", "lr", "batch_size") if getattr(args, k) is not None}
-    meta = dfe.pretrain(args.frames, Path(args.out), seed=dfe.SYNTHETIC_SEED if args.seed is None else args.seed,
+    meta = dfe.pretrain(args.frames[0], Path(args.out), seed=dfe.SYNTHETIC_SEED if args.seed is None else args.seed,
                         preset=args.preset, **params)
     print(json.dumps({"checkpoint": args.out, "sha256": meta["sha256"], "bytes": Path(args.out).stat().st_size,
                       "trained_on": meta["trained_on"]["datasets"], "subjects": len(meta["trained_on"]["subjects"]),
@@ -67,16 +87,22 @@ def cmd(args) -> int:
     for key in ("steps", "batch_size", "pairs", "lr", "seed"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
+    if args.save_every < 0:
+        raise ValueError(f"--save-every must be >= 0, not {args.save_every}")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    frames = args.frames[0] if len(args.frames) == 1 else args.frames
     if args.out:
         out = Path(args.out)
-    elif args.frames == "synthetic" and recipe == dface.DEFAULT_RECIPES.get(args.preset):
+    elif frames == "synthetic" and recipe == dface.DEFAULT_RECIPES.get(args.preset) and not datasets:
         out = dface.default_checkpoint(args.preset, build=False)
     else:
         raise ValueError("--out is required unless the default synthetic recipe is trained")
-    meta = dface.pretrain(args.frames, out, preset=args.preset, fps=args.fps, log_every=args.log_every,
-                          device=resolve_device(args.device), **recipe)
+    meta = dface.pretrain(frames, out, preset=args.preset, fps=args.fps, log_every=args.log_every,
+                          device=resolve_device(args.device), datasets=datasets, save_every=args.save_every,
+                          **recipe)
     last = meta["history"][-1] if meta["history"] else {}
     print(json.dumps({"checkpoint": str(out), "sha256": meta["sha256"], "bytes": out.stat().st_size,
-                      "seconds": meta["seconds"], "trained_on": meta["trained_on"]["datasets"],
-                      "subjects": len(meta["trained_on"]["subjects"]), "final": last}, indent=1))
+                      "seconds": meta["seconds"], "cost": str(out.with_suffix(".json")),
+                      "trained_on": meta["trained_on"]["datasets"], "subjects": len(meta["trained_on"]["subjects"]),
+                      "sources": meta.get("sources", []), "final": last}, indent=1))
     return 0

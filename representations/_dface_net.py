@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import io
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,18 +330,35 @@ def to_input(pairs_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.enable_grad()  # also when called under no_grad (the default checkpoint is built inside transform)
 def train_tokenizer(net: CVQVAE, pairs: np.ndarray, steps: int, batch_size: int = 32, lr: float = 1e-3,
                     seed: int = 0, replace_dead: bool = True, log_every: int = 0, log=print,
-                    device: str | torch.device = "cpu") -> list[dict]:
+                    device: str | torch.device = "cpu", resume: dict | None = None, save_every: int = 0,
+                    save=None) -> list[dict]:
     """Self-supervised training on uint8 pairs (N, 2, C, S, S): Adam, cosine decay,
     random horizontal flips, LAPA's dead-code replacement schedule. Returns the
-    per-log history (step, loss, perplexity of the codes used, codes used)."""
+    per-log history (step, loss, perplexity of the codes used, codes used).
+
+    ``save_every > 0``: ``save(state)`` after every that many steps (not the last), with the
+    training state (network, optimizer, schedule, random generators, history); ``resume``: such
+    a state, training goes on after its step and ends with the weights of an uninterrupted run
+    (exactly, on the same platform and thread count)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     data = torch.as_tensor(pairs)
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
-    history, window = [], []
-    for step in range(1, steps + 1):
+    history, window, start = [], [], 1
+    if resume is not None:
+        net.load_state_dict(resume["net"])
+        opt.load_state_dict(resume["opt"])
+        sched.load_state_dict(resume["sched"])
+        gen.set_state(resume["gen"])
+        torch.set_rng_state(resume["torch_rng"])
+        if resume.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
+        # interned keys, as _summary's literals: the pickled checkpoint (its memo) is then byte-identical
+        history = [{sys.intern(k): v for k, v in rec.items()} for rec in resume["history"]]
+        window, start = list(resume["window"]), resume["step"] + 1
+    for step in range(start, steps + 1):
         idx = torch.randint(len(data), (min(batch_size, len(data)),), generator=gen)
         batch = data[idx]
         flip = torch.rand(len(idx), generator=gen) < 0.5
@@ -360,6 +378,12 @@ def train_tokenizer(net: CVQVAE, pairs: np.ndarray, steps: int, batch_size: int 
             if log_every:
                 log(f"step {step}/{steps}  mse {rec['loss']:.5f}  perplexity {rec['perplexity']:.1f}  "
                     f"codes used {rec['codes_used']}")
+        if save is not None and save_every and step % save_every == 0 and step < steps:
+            save({"step": step, "net": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                  "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
+                  "torch_rng": torch.get_rng_state(),
+                  "cuda_rng": torch.cuda.get_rng_state_all() if str(device).startswith("cuda") else None,
+                  "history": list(history), "window": list(window)})
     net.eval()
     return history
 
