@@ -98,7 +98,8 @@ def plan(cfg: RunConfig) -> Plan:
     rep = REPRESENTATIONS.get(cfg.rep)(**rep_params)
     groups = crossfit_assignment(rep, report, sel, folds, cfg.split_seed)  # its errors come before any work
     rep.prepare()  # e.g. a default checkpoint, built once
-    crossfit, fold_rep_params = _crossfit(rep, report, sel, folds, groups, cfg.split_seed) if groups else (None, {})
+    crossfit, fold_rep_params = (_crossfit(rep, report, sel, folds, groups, cfg.split_seed, cfg.allow_contamination)
+                                 if groups else (None, {}))
     params = dict(cfg.model_params)
     if cfg.epochs is not None:
         params["epochs"] = cfg.epochs
@@ -139,18 +140,30 @@ def crossfit_assignment(rep: Representation, report: DatasetReport, sel: Labelle
 
 
 def _crossfit(rep: Representation, report: DatasetReport, sel: LabelledSet, folds, groups: dict[str, int],
-              split_seed: int) -> tuple[dict, dict]:
+              split_seed: int, allow_contamination: bool = False) -> tuple[dict, dict]:
     """The K checkpoints, trained on every clip (with frames) of the run's databases, and each
-    fold's ``checkpoint=``: the one whose group holds its test subject(s), which it never saw."""
+    fold's ``checkpoint=``: the one whose group holds its test subject(s), which it never saw.
+
+    The starting checkpoint may come from other databases or face videos (``pretrain dface
+    --frames ... --datasets ...``, passed as ``checkpoint=``); one that saw a subject of this
+    run is refused here, before K checkpoints are built on it (``--allow-contamination``: built,
+    and the runner marks the folds). ``init`` records its sha256, datasets and build cost."""
+    seen = rep.training_subjects() & {str(g) for g in sel.groups}
+    if seen and not allow_contamination:
+        raise ValueError(f"pretrain=crossfit: the starting checkpoint was trained on {len(seen)} subject(s) of "
+                         f"this run ({', '.join(sorted(seen)[:5])}{', ...' if len(seen) > 5 else ''}); start from "
+                         "one pretrained on other databases (pretrain dface --datasets) or pass --allow-contamination")
     t0 = time.perf_counter()
     dbs = {s.dataset for s in sel.samples}
     pool = [s for s in report.samples if s.dataset in dbs and len(s.frames) >= 2]
     ckpts = rep.crossfit_checkpoints(pool, [groups[s.subject] for s in pool])
+    init = next((c["init"] for c in ckpts if "init" in c), None)
+    ckpts = [{k: v for k, v in c.items() if k != "init"} for c in ckpts]
     fold_group = {f.name: groups[sel.groups[f.test[0]]] for f in folds}
     record = {"k": len(ckpts), "split_seed": split_seed, "databases": sorted(dbs), "clips": len(pool),
               "seconds": round(time.perf_counter() - t0, 1),  # this run's: ~0 when the checkpoints were cached
               "build_seconds": round(sum(c["seconds"] for c in ckpts), 1), "groups": groups, "fold_groups": fold_group,
-              "checkpoints": portable_paths(ckpts)}
+              **({"init": portable_paths(init)} if init is not None else {}), "checkpoints": portable_paths(ckpts)}
     return record, {name: {"checkpoint": ckpts[g]["path"]} for name, g in fold_group.items()}
 
 
