@@ -35,6 +35,7 @@ checkpoint the ``dface`` representation builds on first use.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -97,9 +98,15 @@ def cmd(args) -> int:
         out = dface.default_checkpoint(args.preset, build=False)
     else:
         raise ValueError("--out is required unless the default synthetic recipe is trained")
-    meta = dface.pretrain(frames, out, preset=args.preset, fps=args.fps, log_every=args.log_every,
-                          device=resolve_device(args.device), datasets=datasets, save_every=args.save_every,
-                          **recipe)
+    try:
+        meta = dface.pretrain(frames, out, preset=args.preset, fps=args.fps, log_every=args.log_every,
+                              device=resolve_device(args.device), datasets=datasets, save_every=args.save_every,
+                              **recipe)
+    except KeyboardInterrupt:
+        print("interrupted: " + (f"the training state of the last multiple of {args.save_every} steps stays next to "
+                                 f"{out}; the same command resumes from it" if args.save_every else
+                                 "nothing was kept (--save-every 0)"), file=sys.stderr)
+        return 130
     last = meta["history"][-1] if meta["history"] else {}
     print(json.dumps({"checkpoint": str(out), "sha256": meta["sha256"], "bytes": out.stat().st_size,
                       "seconds": meta["seconds"], "cost": str(out.with_suffix(".json")),

@@ -165,6 +165,19 @@ def test_an_interrupted_pretraining_resumes_to_the_uninterrupted_checkpoint(tmp_
     assert not (out.parent / ".ckpt.pt.resume").exists()
 
 
+def test_an_interrupted_pretrain_command_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import representations.dface as dface
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dface, "pretrain", interrupted)
+    rc = main(["pretrain", "dface", "--frames", "synthetic", "--preset", "tiny", "--steps", "3",
+               "--out", str(tmp_path / "x.pt")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 130 and err.startswith("interrupted: the training state") and "resumes" in err
+
+
 def test_a_resume_state_of_another_recipe_is_set_aside(tmp_path):
     from representations.dface import pretrain
 
