@@ -14,6 +14,7 @@ REPRESENTATIONS.register_lazy("farneback", "representations.flow:Farneback", kin
 REPRESENTATIONS.register_lazy("framediff", "representations.framediff:FrameDiff", kind="image")
 REPRESENTATIONS.register_lazy("frames", "representations.sampling:Frames", kind="frames")
 REPRESENTATIONS.register_lazy("dface", "representations.dface:DFace", kind="tokens")
+REPRESENTATIONS.register_lazy("dface-pairs", "representations.dface:DFacePairs", kind="pairs")
 REPRESENTATIONS.register_lazy("dfe", "representations.dfe:DFE", kind="tokens")
 REPRESENTATIONS.register_lazy("dfe-bow", "representations.dfe:DFEBow", kind="vector")
 REPRESENTATIONS.register_lazy("lbptop", "representations.lbptop:LBPTOP", kind="vector")

@@ -61,7 +61,8 @@ def stored_channels(path) -> int:
 
 
 # Input kinds a representation produces and a model declares it accepts.
-KINDS = ("flow_image", "image", "frames", "tokens", "vector")
+# ``pairs``: (N, 2, C, S, S) tokenizer-ready (onset, apex) pairs, for a model that owns the tokenizer.
+KINDS = ("flow_image", "image", "frames", "tokens", "vector", "pairs")
 
 
 class Representation(BaseEstimator):

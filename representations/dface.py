@@ -28,9 +28,15 @@ subjects); each fold's clone gets the one that excludes its test subject (``chec
 Encodings of the checkpoint's tokenizer are cached per sample in the recipe-keyed
 representation cache (``representations/_cache.py``); a fine-tuned tokenizer is
 fold-specific and is not cached.
+
+``dface-pairs`` (:class:`DFacePairs`, kind ``pairs``) stops before the tokenizer: it gives the
+prepared, gain-matched (onset, apex) pairs the tokenizer sees, for the ``dface-joint`` model,
+which owns a copy of the checkpoint's tokenizer and fine-tunes it with its classifier (the
+paper's joint training); the checkpoint settings (default or ``pretrain=crossfit``) are dface's.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Sequence
 
@@ -50,6 +56,7 @@ from representations._cache import DiskCache
 from representations.base import Representation, check_missing
 
 DFACE_CACHE_VERSION = 1  # bump when encoding (frame loading, gain matching) changes a sample's D
+PAIRS_CACHE_VERSION = 1  # bump when frame loading or gain matching changes a sample's pair
 
 
 def match_gain(i2: torch.Tensor, i1: torch.Tensor) -> torch.Tensor:
@@ -186,16 +193,19 @@ class DFace(Representation):
 
     # ------------------------------------------------------------------ estimator API
 
-    def fit(self, samples: Sequence[Sample], y=None) -> "DFace":
+    def _fold_checkpoint(self) -> tuple[CVQVAE, dict]:
+        """The checkpoint's network and meta; under ``pretrain=crossfit`` it must be a cross-fitted one."""
         net, meta = self.prepare()._pretrained()
         if self.pretrain == "crossfit" and meta["recipe"].get("frames") != "crossfit":
-            raise ValueError("dface pretrain=crossfit: the run's plan gives each fold a cross-fitted checkpoint "
-                             f"(set_params(checkpoint=...)); {meta['path']} is not one")
-        trained = set(meta["trained_on"]["subjects"])
+            raise ValueError(f"{type(self).registry_name} pretrain=crossfit: the run's plan gives each fold a "
+                             f"cross-fitted checkpoint (set_params(checkpoint=...)); {meta['path']} is not one")
         self.checkpoint_meta_ = {k: meta[k] for k in ("path", "sha256", "trained_on", "recipe")}
-        if self.finetune_steps > 0:
-            import copy
+        return net, meta
 
+    def fit(self, samples: Sequence[Sample], y=None) -> "DFace":
+        net, meta = self._fold_checkpoint()
+        trained = set(meta["trained_on"]["subjects"])
+        if self.finetune_steps > 0:
             net = copy.deepcopy(net)
             cfg = net.cfg
             pairs = clip_pairs(samples, max(4 * len(samples), self.batch_size), cfg.image_size, cfg.channels,
@@ -311,3 +321,79 @@ class DFace(Representation):
         state = dict(self.__dict__)
         state.pop("_loaded", None)
         return state
+
+
+@REPRESENTATIONS.register()
+class DFacePairs(DFace):
+    """The (onset, apex) pairs exactly as D-FACE's tokenizer takes them, for ``dface-joint``.
+
+    Output kind ``pairs``: float32 ``(N, 2, C, S, S)`` (``small``: ``(N, 2, 1, 64, 64)``), the
+    onset frame and the apex frame after :func:`to_input` (about [-0.5, 0.5]) and, with
+    ``match_gain``, :func:`match_gain`: the tensors ``dface`` feeds its frozen tokenizer.
+    A sample without frames (``on_missing=blank``) gets two identical mid-grey frames, which
+    the tokenizer maps to ``D = 0``, the "no action" tokens ``dface`` gives it.
+
+    The pairs do not depend on the checkpoint's weights, only on its input size and channels:
+    the cache entry is keyed by those, ``match_gain``, a code version and the two frames'
+    identity, so the K cross-fitted checkpoints of a run share one entry per sample. The
+    checkpoint stays a parameter (the default one, or the fold's cross-fitted one that the
+    plan sets under ``pretrain=crossfit``): :meth:`tokenizer` hands the model a copy of its
+    network, :meth:`training_subjects` reports its pretraining subjects to the runner.
+
+    Args: as :class:`DFace` (``preset``, ``checkpoint``, ``match_gain``, ``on_missing``,
+    ``device``, ``pretrain``, ``crossfit_k``, ``crossfit_steps``; ``finetune_lr``,
+    ``batch_size`` and ``seed`` set the cross-fitted pretraining only); nothing is fine-tuned
+    here: ``dface-joint`` trains the tokenizer.
+    """
+
+    kind = "pairs"
+
+    def __init__(self, preset: str = "small", checkpoint: str | None = None, match_gain: bool = True,
+                 on_missing: str = "error", device: str = "cpu", pretrain: str = "none", crossfit_k: int = 4,
+                 crossfit_steps: int = 300, finetune_lr: float = 3e-4, batch_size: int = 64, seed: int = 0):
+        super().__init__(preset=preset, checkpoint=checkpoint, match_gain=match_gain, on_missing=on_missing,
+                         device=device, pretrain=pretrain, crossfit_k=crossfit_k, crossfit_steps=crossfit_steps,
+                         finetune_lr=finetune_lr, batch_size=batch_size, seed=seed)
+
+    @property
+    def learned(self) -> bool:  # only a cross-fitted checkpoint is per fold; the pairs never are
+        return self.pretrain == "crossfit"
+
+    def fit(self, samples: Sequence[Sample], y=None) -> "DFacePairs":
+        meta = self._fold_checkpoint()[1]
+        self.trained_on_ = set(meta["trained_on"]["subjects"])
+        return self
+
+    def tokenizer(self) -> tuple[torch.nn.Module, dict]:
+        """A copy of the checkpoint's tokenizer (the model trains it) and the checkpoint's
+        ``path``, ``sha256``, ``trained_on`` and ``recipe``."""
+        net, meta = self._fold_checkpoint()
+        return copy.deepcopy(net).cpu().eval(), dict(self.checkpoint_meta_)
+
+    def transform(self, samples: Sequence[Sample]) -> np.ndarray:
+        samples = list(samples)
+        check_missing(samples, self.on_missing, "dface-pairs", "get two identical mid-grey frames (no action)")
+        cfg = self.prepare()._pretrained()[0].cfg
+        cache = DiskCache()
+        recipe = {"rep": "dface-pairs", "stage": "dface-pairs", "image_size": cfg.image_size,
+                  "channels": cfg.channels, "match_gain": self.match_gain, "version": PAIRS_CACHE_VERSION}
+        out = np.zeros((len(samples), 2, cfg.channels, cfg.image_size, cfg.image_size), np.float32)
+        events, computed = {}, 0
+        for k, s in enumerate(samples):
+            if not s.frames:
+                events[k] = [{"kind": "no_frames_no_action_tokens", "sample": s.key}]
+                continue
+            key = cache.key(recipe, self._pair_paths(s))
+            hit = cache.get(key)
+            if hit is not None:
+                out[k], events[k] = hit[0]["pair"], hit[1].get("events", [])
+                continue
+            events[k] = []
+            i1, i2 = self._input(torch.as_tensor(onset_apex_pair(s, cfg.image_size, cfg.channels, events[k])[None]))
+            out[k] = torch.stack([i1, i2], 1)[0].numpy()
+            cache.put(key, {"pair": out[k]}, {"events": events[k]}, recipe)
+            computed += 1
+        self.report_ = [e for k in sorted(events) for e in events[k]]
+        self.cache_stats_ = {"hits": sum(bool(s.frames) for s in samples) - computed, "computed": computed,
+                             "dir": str(cache.root)}
+        return out
