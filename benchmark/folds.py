@@ -47,11 +47,13 @@ def _tunes(model) -> bool:
     return "groups" in inspect.signature(model.fit).parameters
 
 
-def _contamination(p: Plan, rep, fold: Fold) -> list[str]:
-    leaked = rep.training_subjects() & set(p.sel.groups[fold.test])
+def _contamination(p: Plan, learned, fold: Fold, what: str | None = None) -> list[str]:
+    """Test subjects ``learned`` (the representation, or a model that records its training
+    subjects) was trained on: an error unless contamination is allowed, then the row is marked."""
+    leaked = learned.training_subjects() & set(p.sel.groups[fold.test])
     if leaked and not p.cfg.allow_contamination:
         raise ContaminationError(
-            f"fold {fold.name}: representation {p.cfg.rep!r} was trained on test subject(s) "
+            f"fold {fold.name}: {what or f'representation {p.cfg.rep!r}'} was trained on test subject(s) "
             f"{', '.join(sorted(leaked))}; pass --allow-contamination to run anyway (the row is marked)")
     return sorted(leaked)
 
@@ -67,14 +69,19 @@ def run_fold(p: Plan, fold: Fold, index: int, seed: int, X_shared: np.ndarray | 
     X = X_shared if X_shared is not None else rep.transform(p.sel.samples)
     fold_seed = _fold_seed(seed, index)
     train, selection = _epoch_choice_data(p, fold, X, fold_seed)
-    model = fold_model(p, fold, X, train, selection, fold_seed)
+    model = fold_model(p, fold, X, train, selection, fold_seed, rep)
+    if hasattr(model, "training_subjects"):  # e.g. dface-joint: its tokenizer's pretraining + fine-tuning subjects
+        leaked = sorted(set(leaked) | set(_contamination(p, model, fold, f"model {p.cfg.model!r}")))
     return _record(p, fold, seed, model, model.predict_proba(X[fold.test]), train, leaked,
                    time.perf_counter() - t0, "sequential")
 
 
-def fold_model(p: Plan, fold: Fold, X: np.ndarray, train: np.ndarray, selection, fold_seed: int):
+def fold_model(p: Plan, fold: Fold, X: np.ndarray, train: np.ndarray, selection, fold_seed: int, rep=None):
     """The fold's fitted model: trained on ``train`` (the one place a model is fitted for a fold),
-    or under selection ``published-weights`` the fold's published checkpoint, loaded, not trained."""
+    or under selection ``published-weights`` the fold's published checkpoint, loaded, not trained.
+    A model that owns a copy of the representation's network (``bind_representation``, e.g.
+    dface-joint's tokenizer) gets the fold's fitted ``rep``; one whose ``fit`` takes ``subjects``
+    gets the training samples' subjects, which it records for the contamination check."""
     if p.weights is not None:
         from benchmark.evaluate import published_model
 
@@ -83,6 +90,10 @@ def fold_model(p: Plan, fold: Fold, X: np.ndarray, train: np.ndarray, selection,
     if "seed" in model.get_params():
         model.set_params(seed=fold_seed)
     tune = {"groups": p.sel.groups[train]} if p.cfg.selection == "inner-val" and _tunes(model) else {}
+    if hasattr(model, "bind_representation"):
+        model.bind_representation(p.rep if rep is None else rep)
+    if "subjects" in inspect.signature(model.fit).parameters:
+        tune["subjects"] = p.sel.groups[train]
     model.fit(X[train], p.sel.y[train], n_classes=len(p.sel.classes), selection=selection,
               class_names=p.sel.classes, **tune)
     return model

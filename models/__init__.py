@@ -23,5 +23,6 @@ MODELS.register_lazy("poolformer-tiny", "models.timm_models:PoolFormerTiny", acc
 MODELS.register_lazy("efficientnet-lite0", "models.timm_models:EfficientNetLite0", accepts=_PIXELS)
 MODELS.register_lazy("svm", "models.classical:SVM", accepts=_ANY)
 MODELS.register_lazy("transformer", "models.transformer:Transformer", accepts=("tokens", "flow_image", "image"))
+MODELS.register_lazy("dface-joint", "models.dface_joint:DFaceJoint", accepts=("pairs",))
 MODELS.register_lazy("logreg", "models.linear:LogReg", accepts=_ANY)
 MODELS.register_lazy("dummy", "models.dummy:Dummy", accepts=("flow_image", "image", "frames", "tokens", "vector"))
