@@ -9,7 +9,8 @@
 Adam, lr 2e-4, weight decay 1e-5, 120 epochs; lambda_sparse 1e-3, lambda_EDCLIP 0.3,
 lambda_oth 0.2, delta 0.2. The paper also fine-tunes the tokenizer jointly
 (lambda_rec 0.1); here the tokenizer is fixed during classification and can be
-fine-tuned per fold beforehand (``--rep-param finetune_steps=N``).
+fine-tuned per fold beforehand (``--rep-param finetune_steps=N``); the joint training
+is ``dface-joint`` (``models/dface_joint.py``) on ``dface-pairs``.
 
 ``preset`` sets the size: ``paper`` (width 512, 8 heads, 2 layers, feed-forward 512,
 dropout 0.2, batch 16, lr 2e-4) or ``small`` (the default: width 32, 4 heads, 2 layers,

@@ -21,11 +21,11 @@ from representations.base import KINDS
 SLOW_REPS = {"dfe", "dfe-bow"}  # mediapipe's face mesh on every frame
 SLOW_MODELS = {"htnet", "vit", "swin", "poolformer_m36", "poolformer_m48", "efficientnet-lite0"}  # full-size networks
 # Smallest settings that still run each entry's real code path.
-TINY_REP_PARAMS = {"dface": {"preset": "tiny"}, "dfe": {"preset": "tiny", "steps": 5},
+TINY_REP_PARAMS = {"dface": {"preset": "tiny"}, "dface-pairs": {"preset": "tiny"}, "dfe": {"preset": "tiny", "steps": 5},
                    "dfe-bow": {"preset": "tiny", "steps": 5}}
-TINY_MODEL_PARAMS = {"transformer": {"text_encoder": "hash"}}
+TINY_MODEL_PARAMS = {"transformer": {"text_encoder": "hash"}, "dface-joint": {"text_encoder": "hash"}}
 TOY_SHAPES = {"flow_image": (3, 28, 28), "image": (3, 28, 28), "frames": (2, 3, 28, 28), "tokens": (16, 32),
-              "vector": (24,)}
+              "vector": (24,), "pairs": (2, 1, 32, 32)}  # pairs: what the tiny D-FACE tokenizer takes
 CLASSES = ("negative", "positive", "surprise")
 
 
@@ -74,7 +74,7 @@ def test_model_accepts_known_kinds_and_clones(name):
 
 
 @pytest.mark.parametrize("name", _mark(MODELS.names(), SLOW_MODELS))
-def test_model_fits_and_predicts_each_kind_it_accepts(name):
+def test_model_fits_and_predicts_each_kind_it_accepts(name, rep_cache):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 1 if name in SLOW_MODELS else 3)
     kinds = sorted(MODELS.get(name).accepts)
@@ -86,6 +86,8 @@ def test_model_fits_and_predicts_each_kind_it_accepts(name):
             model.set_params(epochs=1)
         if "device" in model.get_params():
             model.set_params(device="cpu")
+        if hasattr(model, "bind_representation"):  # a model owning a copy of a representation's network
+            model.bind_representation(REPRESENTATIONS.get("dface-pairs")(preset="tiny"))
         proba = model.fit(X, y, n_classes=3, class_names=CLASSES).predict_proba(X)
         assert proba.shape == (len(y), 3), kind
         np.testing.assert_allclose(proba.sum(1), 1, atol=1e-4, err_msg=kind)
