@@ -406,3 +406,23 @@ def test_transformer_takes_flow_images_as_patch_tokens():
     assert (m.predict_proba(X).argmax(1) == y).all()
     with pytest.raises(ValueError, match="patch=N"):
         Transformer(epochs=1, edclip=False, patch=5).fit(X, y, 3)
+
+
+def test_the_shipped_default_checkpoint_is_the_current_recipe_and_is_copied_not_trained(tmp_path, monkeypatch):
+    """A cold first run copies the packaged synthetic-only tokenizer instead of training it: the
+    shipped file must carry the name the current recipe hashes to (a recipe change that forgets
+    to ship a new file fails here), be synthetic-only, and be what default_checkpoint hands out."""
+    from representations import _dface_checkpoints as ck
+    from representations._dface_net import file_sha256, load_checkpoint
+
+    shipped = sorted(ck.SHIPPED.glob("*.pt"))
+    assert [p.name for p in shipped] == [ck.default_checkpoint("small", build=False).name]
+    _, meta = load_checkpoint(shipped[0])
+    assert [d.split("(")[0] for d in meta["trained_on"]["datasets"]] == ["synthetic"]
+    assert meta["recipe"]["frames"] == "synthetic"
+    assert all(s.startswith("synthetic-seed1:") for s in meta["trained_on"]["subjects"])
+    monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path))
+    monkeypatch.setattr(ck, "pretrain", lambda *a, **k: pytest.fail("trained the shipped checkpoint again"))
+    got = ck.default_checkpoint("small")
+    assert got.parent == tmp_path / "dface" and file_sha256(got) == file_sha256(shipped[0])
+    assert ck.default_checkpoint("small") == got  # the cached copy from now on
