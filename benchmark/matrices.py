@@ -17,7 +17,8 @@ HONEST = ("fixed", "inner-val")  # selections whose figure is an honest estimate
 FAMILIES = {"tvl1": "pixel flow", "farneback": "pixel flow", "precomputed": "pixel flow",
             "mdmo": "flow statistics", "framediff": "frame difference",
             "apex": "appearance", "lbptop": "appearance", "frames": "appearance",
-            "dface": "learned tokens", "dfe": "learned tokens", "dfe-bow": "learned tokens"}
+            "dface": "learned tokens", "dface-pairs": "learned tokens", "dfe": "learned tokens",
+            "dfe-bow": "learned tokens"}
 FAMILY_ORDER = ("pixel flow", "flow statistics", "frame difference", "appearance", "learned tokens")
 
 
