@@ -22,8 +22,8 @@ from benchmark.core import paths
 from benchmark.core.samples import Sample
 from representations._dface_net import (CVQVAE, file_sha256, load_checkpoint, preset_config, save_checkpoint,
                                         train_tokenizer)
-from representations._dface_pairs import (GAP_S, PAIR_MIX, SYNTHETIC_SEED, corpus_pairs, dataset_pairs, mixed_pairs,
-                                          synthetic_pairs)
+from representations._dface_pairs import (GAP_S, PAIR_MIX, SYNTHETIC_SEED, corpus_pairs, dataset_pairs,
+                                          gain_matched_u8, mixed_pairs, synthetic_pairs)
 
 # How the default checkpoint of each preset is trained (pretrain() arguments).
 DEFAULT_RECIPES = {
@@ -219,16 +219,17 @@ def clips_fingerprint(samples: Sequence[Sample]) -> str:
 
 def crossfit_checkpoints(samples: Sequence[Sample], groups: Sequence[int], k: int, init: Path, preset: str,
                          steps: int, pairs: int, batch_size: int, lr: float, seed: int = 0, device="cpu",
-                         log=None) -> list[dict]:
+                         log=None, match_gain: bool = False) -> list[dict]:
     """Checkpoint g (g < k): ``init`` trained ``steps`` more on :func:`mixed_pairs` of the clips whose
     group is not g. Cached by the full recipe (clips, assignment, init sha, training settings), built
     under a file lock. Returns per checkpoint its path, sha256, subjects and the cost of building it
-    (read back from the side file when it was cached; ``built_now`` says which)."""
+    (read back from the side file when it was cached; ``built_now`` says which). ``match_gain``:
+    train on the pairs gain-matched as ``dface`` tokenizes them (:func:`gain_matched_u8`)."""
     recipe = {"version": CROSSFIT_VERSION, "recipe_version": RECIPE_VERSION, "preset": preset,
               "net": dataclasses.asdict(preset_config(preset)), "init_sha256": file_sha256(init),
               "clips": clips_fingerprint(samples), "assignment": sorted({(s.subject, int(g)) for s, g in zip(samples, groups)}),
               "k": k, "steps": steps, "pairs": pairs, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "gap_s": list(GAP_S), "mix": PAIR_MIX}
+              "gap_s": list(GAP_S), "mix": PAIR_MIX, **({"match_gain": True} if match_gain else {})}
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     stem = cache_dir() / f"dface-{preset}-crossfit-{key}"
     paths = [stem.with_name(f"{stem.name}-{g + 1}of{k}.pt") for g in range(k)]
@@ -241,24 +242,28 @@ def crossfit_checkpoints(samples: Sequence[Sample], groups: Sequence[int], k: in
                 if not (path.exists() and path.with_suffix(".json").exists()):
                     say(f"cross-fitted tokenizer {g + 1}/{k} ({steps} steps, clips of the other groups) -> {path}")
                     train = [s for s, gs in zip(samples, groups) if gs != g]
-                    _crossfit_one(train, init, path, preset, steps, pairs, batch_size, lr, seed + g, device, say)
+                    _crossfit_one(train, init, path, preset, steps, pairs, batch_size, lr, seed + g, device, say,
+                                  match_gain)
                     built.add(g)
     return [{"group": g, "path": str(p), "built_now": g in built, **json.loads(p.with_suffix(".json").read_text())}
             for g, p in enumerate(paths)]
 
 
 def _crossfit_one(samples, init: Path, out: Path, preset: str, steps: int, pairs: int, batch_size: int,
-                  lr: float, seed: int, device, log=print) -> None:
+                  lr: float, seed: int, device, log=print, match_gain: bool = False) -> None:
     t0 = time.perf_counter()
     net, meta = load_checkpoint(init)
     data, kinds = mixed_pairs(samples, pairs, net.cfg.image_size, net.cfg.channels, seed=seed)
+    if match_gain:
+        data = gain_matched_u8(data)
     trained = meta["trained_on"]
     subjects = sorted({s.subject for s in samples})
     new = {"trained_on": {"datasets": trained["datasets"] + sorted({s.dataset for s in samples}),
                           "subjects": sorted(set(trained["subjects"]) | set(subjects))},
            "recipe": {"frames": "crossfit", "preset": preset, "init_sha256": file_sha256(init), "steps": steps,
                       "pairs": pairs, "batch_size": batch_size, "lr": lr, "seed": seed, "gap_s": list(GAP_S),
-                      "pair_kinds": kinds, "recipe_version": RECIPE_VERSION, "crossfit_version": CROSSFIT_VERSION}}
+                      "pair_kinds": kinds, "recipe_version": RECIPE_VERSION, "crossfit_version": CROSSFIT_VERSION,
+                      **({"match_gain": True} if match_gain else {})}}
     # resumable like pretrain(); dead-code replacement as there: the new clips may leave codes unused
     history, cost = _train_resumable(net, data, out, new, steps, batch_size, lr, seed, device, log, 0, SAVE_EVERY,
                                      t0)

@@ -304,3 +304,19 @@ def dataset_pairs(root: Path, n: int, size: int, channels: int, seed: int = 0,
         raise FileNotFoundError(f"no readable database with frames{which} under {root}")
     pairs = clip_pairs(samples, n, size, channels, seed)
     return pairs, sorted({s.subject for s in samples}), names
+
+
+def gain_matched_u8(pairs: np.ndarray) -> np.ndarray:
+    """uint8 pairs (N, 2, C, S, S) with each second frame rescaled to its first frame's mean and
+    standard deviation (as ``dface`` tokenizes: ``representations.dface.match_gain``), rounded back
+    to uint8; pairs of identical frames stay identical."""
+    x = pairs.astype(np.float32)
+    a, b = x[:, 0], x[:, 1]
+    axes = tuple(range(1, a.ndim))
+    ma, sa = a.mean(axes, keepdims=True), a.std(axes, keepdims=True)
+    mb, sb = b.mean(axes, keepdims=True), b.std(axes, keepdims=True)
+    matched = (b - mb) * (sa / np.maximum(sb, 1e-6)) + ma
+    same = (pairs[:, 0] == pairs[:, 1]).reshape(len(pairs), -1).all(1)
+    out = pairs.copy()
+    out[~same, 1] = np.clip(np.rint(matched[~same]), 0, 255).astype(np.uint8)
+    return out

@@ -102,6 +102,8 @@ class DFace(Representation):
         crossfit_k: number of subject groups (and checkpoints), 2 .. the run's subjects.
         crossfit_steps: training steps of each cross-fitted checkpoint, from the default
             checkpoint, at ``finetune_lr`` and ``batch_size`` (default 300).
+        crossfit_gain: train the cross-fitted checkpoints on the pairs gain-matched as they are
+            tokenized (``match_gain``), not on raw pairs (default False, as the paper pretrains).
     """
 
     kind = "tokens"
@@ -109,7 +111,7 @@ class DFace(Representation):
     def __init__(self, preset: str = "small", checkpoint: str | None = None, discretize: bool = True,
                  finetune_steps: int = 0, finetune_lr: float = 3e-4, batch_size: int = 64, seed: int = 0,
                  match_gain: bool = True, on_missing: str = "error", device: str = "cpu", pretrain: str = "none",
-                 crossfit_k: int = 4, crossfit_steps: int = 300):
+                 crossfit_k: int = 4, crossfit_steps: int = 300, crossfit_gain: bool = False):
         self.preset = preset
         self.checkpoint = checkpoint
         self.discretize = discretize
@@ -123,6 +125,7 @@ class DFace(Representation):
         self.pretrain = pretrain
         self.crossfit_k = crossfit_k
         self.crossfit_steps = crossfit_steps
+        self.crossfit_gain = crossfit_gain
 
     @property
     def learned(self) -> bool:  # cross-fitted: each fold has its own checkpoint
@@ -131,7 +134,11 @@ class DFace(Representation):
     def crossfit_groups(self) -> int:
         if self.pretrain not in ("none", "crossfit"):
             raise ValueError(f"dface: pretrain must be 'none' or 'crossfit', not {self.pretrain!r}")
+        if getattr(self, "crossfit_gain", False) not in (False, True):
+            raise ValueError(f"dface: crossfit_gain must be true or false, not {self.crossfit_gain!r}")
         if self.pretrain == "none":
+            if getattr(self, "crossfit_gain", False):
+                raise ValueError("dface: crossfit_gain=true needs pretrain=crossfit (it says how those checkpoints train)")
             return 0
         for name, low in (("crossfit_k", 2), ("crossfit_steps", 1)):
             value = getattr(self, name)
@@ -146,7 +153,7 @@ class DFace(Representation):
                                     steps=self.crossfit_steps,
                                     pairs=DEFAULT_RECIPES.get(self.preset, DEFAULT_RECIPES["small"])["pairs"],
                                     batch_size=self.batch_size, lr=self.finetune_lr, seed=self.seed,
-                                    device=self._device())
+                                    device=self._device(), match_gain=bool(getattr(self, "crossfit_gain", False)))
 
     # ------------------------------------------------------------------ checkpoint
 
@@ -231,6 +238,8 @@ class DFace(Representation):
         if self.pretrain == "none":  # the recipe (and cache keys) of runs made before cross-fitting existed
             for key in ("pretrain", "crossfit_k", "crossfit_steps"):
                 del r[key]
+        if not r.get("crossfit_gain"):  # ... and before crossfit_gain existed
+            r.pop("crossfit_gain", None)
         return r
 
     @torch.no_grad()

@@ -89,7 +89,8 @@ def test_pretrain_none_keeps_todays_recipe_and_plan(synthetic_tiny, rep_cache, t
 @pytest.mark.parametrize("params, match", [({"crossfit_k": 7}, "only 6 subjects"),
                                            ({"crossfit_k": 1}, "crossfit_k must be an integer >= 2"),
                                            ({"pretrain": "yes"}, "pretrain must be"),
-                                           ({"crossfit_steps": 0}, "crossfit_steps must be")])
+                                           ({"crossfit_steps": 0}, "crossfit_steps must be"),
+                                           ({"pretrain": "none", "crossfit_gain": True}, "needs pretrain=crossfit")])
 def test_bad_settings_are_clear_errors_before_any_work(synthetic_tiny, rep_cache, tmp_path, params, match):
     with pytest.raises(ValueError, match=match):
         plan(_cfg(synthetic_tiny, tmp_path, rep_params={**CROSSFIT, **params}))
@@ -113,3 +114,29 @@ def test_mixed_pairs_draw_every_kind_inside_clips(synthetic_tiny):
     assert set(kinds) == {k for k, _ in PAIR_MIX} and all(kinds.values())
     same = (pairs[:, 0] == pairs[:, 1]).all(axis=(1, 2, 3)).sum()
     assert same >= kinds["still"]
+
+
+def test_gain_matched_pairs_match_the_first_frame_and_keep_still_pairs(synthetic_tiny):
+    from representations._dface_pairs import gain_matched_u8
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(40, 200, size=(3, 1, 1, 16, 16)).astype(np.uint8)
+    b = np.clip(a.astype(int) * 0.7 + 30, 0, 255).astype(np.uint8)  # a global gain and offset change
+    pairs = np.concatenate([a, b], axis=1)
+    pairs[2, 1] = pairs[2, 0]  # a still pair
+    out = gain_matched_u8(pairs)
+    assert out.dtype == np.uint8 and np.array_equal(out[:, 0], pairs[:, 0])
+    assert np.allclose(out[:, 1].mean(axis=(1, 2, 3)), pairs[:, 0].mean(axis=(1, 2, 3)), atol=0.6)
+    assert np.abs(out[:2, 1].astype(int) - pairs[:2, 0]).max() <= 2  # the gain change is undone
+    assert np.array_equal(out[2], pairs[2])
+
+
+def test_crossfit_gain_trains_other_checkpoints_on_gain_matched_pairs(synthetic_tiny, rep_cache, tmp_path):
+    plain = plan(_cfg(synthetic_tiny, tmp_path / "a"))
+    gain = plan(_cfg(synthetic_tiny, tmp_path / "b", rep_params={**CROSSFIT, "crossfit_gain": True}))
+    paths = [{v["checkpoint"] for v in p.fold_rep_params.values()} for p in (plain, gain)]
+    assert not paths[0] & paths[1]  # its own cache key: never the raw-pair checkpoints
+    for path in paths[1]:
+        assert load_checkpoint(path)[1]["recipe"]["match_gain"] is True
+    assert all("match_gain" not in load_checkpoint(path)[1]["recipe"] for path in paths[0])
+    assert gain.rep.recipe()["crossfit_gain"] is True and "crossfit_gain" not in plain.rep.recipe()

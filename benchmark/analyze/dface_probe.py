@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("continuous", "quantized", "one-hot", "quantized, shared removed")
-TOKENIZERS = {"synthetic": {}, "crossfit": {"pretrain": "crossfit"}}
+TOKENIZERS = {"synthetic": {}, "crossfit": {"pretrain": "crossfit"},
+              "crossfit-gain": {"pretrain": "crossfit", "crossfit_gain": True}}
 
 
 def shared_share(d: np.ndarray) -> np.ndarray:
