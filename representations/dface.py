@@ -134,10 +134,10 @@ class DFace(Representation):
     def crossfit_groups(self) -> int:
         if self.pretrain not in ("none", "crossfit"):
             raise ValueError(f"dface: pretrain must be 'none' or 'crossfit', not {self.pretrain!r}")
-        if getattr(self, "crossfit_gain", False) not in (False, True):
+        if self.crossfit_gain not in (False, True):
             raise ValueError(f"dface: crossfit_gain must be true or false, not {self.crossfit_gain!r}")
         if self.pretrain == "none":
-            if getattr(self, "crossfit_gain", False):
+            if self.crossfit_gain:
                 raise ValueError("dface: crossfit_gain=true needs pretrain=crossfit (it says how those checkpoints train)")
             return 0
         for name, low in (("crossfit_k", 2), ("crossfit_steps", 1)):
@@ -153,7 +153,7 @@ class DFace(Representation):
                                     steps=self.crossfit_steps,
                                     pairs=DEFAULT_RECIPES.get(self.preset, DEFAULT_RECIPES["small"])["pairs"],
                                     batch_size=self.batch_size, lr=self.finetune_lr, seed=self.seed,
-                                    device=self._device(), match_gain=bool(getattr(self, "crossfit_gain", False)))
+                                    device=self._device(), match_gain=bool(self.crossfit_gain))
 
     # ------------------------------------------------------------------ checkpoint
 
