@@ -3,29 +3,26 @@
 ``plan(cfg)`` loads the plugins, checks the names and parameters, reads the dataset, lets the
 protocol select and split the samples, decides which samples without frames are dropped or
 blanked (``benchmark.inputs``), builds the representation's resources (``prepare``; a
-cross-fitting representation's K checkpoints, see ``crossfit_assignment``) and the model
+cross-fitting representation's K checkpoints, ``benchmark.crossfit``) and the model
 template, and checks published weights; ``run_header`` is what config.json records of
 it; ``training_path`` and ``worker_count`` decide how the folds will be trained.
 """
 from __future__ import annotations
 
 import os
-import time
-import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import numpy as np
 
 from benchmark import rundir
 from benchmark.config import RunConfig, check_params
 from benchmark.core.device import resolve_device
 from benchmark.core.samples import DatasetReport
+from benchmark.crossfit import OwnGroupEncoding, build_crossfit, crossfit_assignment  # noqa: F401 - API
 from benchmark.datasets import read_dataset
 from benchmark.inputs import apply_frames_policy, inputs_record
 from benchmark.plugins import load_plugins
 from benchmark.provenance import (checkpoint_records, data_fingerprint, git_commit, input_fingerprint, machine, now,
-                                  package_versions, portable_paths)
+                                  package_versions)
 from benchmark.results import FoldRecord
 from models import MODELS
 from models.base import Model, TorchClassifier
@@ -96,10 +93,16 @@ def plan(cfg: RunConfig) -> Plan:
     sel, rep_params = apply_frames_policy(cfg, report, protocol.select(report))  # benchmark/inputs.py
     folds = protocol.split(sel, seed=cfg.split_seed)
     rep = REPRESENTATIONS.get(cfg.rep)(**rep_params)
-    groups = crossfit_assignment(rep, report, sel, folds, cfg.split_seed)  # its errors come before any work
+    groups = crossfit_assignment(rep, report, sel, folds, cfg.split_seed,  # its errors come before any work
+                                 subject_wise=protocol.subject_wise)
     rep.prepare()  # e.g. a default checkpoint, built once
-    crossfit, fold_rep_params = (_crossfit(rep, report, sel, folds, groups, cfg.split_seed, cfg.allow_contamination)
-                                 if groups else (None, {}))
+    crossfit, fold_rep_params = None, {}
+    if groups:
+        crossfit, fold_rep_params, paths = build_crossfit(rep, report, sel, folds, groups, cfg.split_seed,
+                                                          cfg.allow_contamination)
+        if not protocol.subject_wise:  # e.g. the identity probe: each sample by its own group's checkpoint
+            rep = OwnGroupEncoding(rep, {s: paths[g] for s, g in groups.items()})
+            crossfit, fold_rep_params = {**crossfit, "encoding": OwnGroupEncoding.encoding}, {}
     params = dict(cfg.model_params)
     if cfg.epochs is not None:
         params["epochs"] = cfg.epochs
@@ -113,58 +116,6 @@ def plan(cfg: RunConfig) -> Plan:
 
         p = replace(p, weights=check_weights(p))
     return p
-
-
-def crossfit_assignment(rep: Representation, report: DatasetReport, sel: LabelledSet, folds,
-                        split_seed: int) -> dict[str, int] | None:
-    """Subject -> cross-fitting group (None: ``rep`` does not cross-fit). Each database's subjects
-    are shuffled with the split seed (not a run seed) and dealt into K groups, so every seed and
-    every run on that database share the groups and hence the checkpoints. Refused: K above the
-    run's subjects, a fold whose test subjects lie in two groups (a subject-wise split is needed)."""
-    k = rep.crossfit_groups()
-    if not k:
-        return None
-    n = len(set(sel.groups))
-    if k > n:
-        raise ValueError(f"crossfit_k={k}: the run has only {n} subjects (each group needs one)")
-    groups = {}
-    for db in sorted({s.dataset for s in sel.samples}):
-        subjects = sorted({s.subject for s in [*report.samples, *sel.samples] if s.dataset == db})
-        rng = np.random.default_rng([split_seed, zlib.crc32(db.encode())])
-        groups.update({str(s): i % k for i, s in enumerate(rng.permutation(subjects))})
-    for f in folds:
-        if len(in_test := {groups[s] for s in sel.groups[f.test]}) != 1:
-            raise ValueError(f"pretrain=crossfit: fold {f.name}'s test subjects lie in {len(in_test)} of the {k} "
-                             "subject groups; cross-fitting needs subject-wise folds (e.g. leave-one-subject-out)")
-    return groups
-
-
-def _crossfit(rep: Representation, report: DatasetReport, sel: LabelledSet, folds, groups: dict[str, int],
-              split_seed: int, allow_contamination: bool = False) -> tuple[dict, dict]:
-    """The K checkpoints, trained on every clip (with frames) of the run's databases, and each
-    fold's ``checkpoint=``: the one whose group holds its test subject(s), which it never saw.
-
-    The starting checkpoint may come from other databases or face videos (``pretrain dface
-    --frames ... --datasets ...``, passed as ``checkpoint=``); one that saw a subject of this
-    run is refused here, before K checkpoints are built on it (``--allow-contamination``: built,
-    and the runner marks the folds). ``init`` records its sha256, datasets and build cost."""
-    seen = rep.training_subjects() & {str(g) for g in sel.groups}
-    if seen and not allow_contamination:
-        raise ValueError(f"pretrain=crossfit: the starting checkpoint was trained on {len(seen)} subject(s) of "
-                         f"this run ({', '.join(sorted(seen)[:5])}{', ...' if len(seen) > 5 else ''}); start from "
-                         "one pretrained on other databases (pretrain dface --datasets) or pass --allow-contamination")
-    t0 = time.perf_counter()
-    dbs = {s.dataset for s in sel.samples}
-    pool = [s for s in report.samples if s.dataset in dbs and len(s.frames) >= 2]
-    ckpts = rep.crossfit_checkpoints(pool, [groups[s.subject] for s in pool])
-    init = next((c["init"] for c in ckpts if "init" in c), None)
-    ckpts = [{k: v for k, v in c.items() if k != "init"} for c in ckpts]
-    fold_group = {f.name: groups[sel.groups[f.test[0]]] for f in folds}
-    record = {"k": len(ckpts), "split_seed": split_seed, "databases": sorted(dbs), "clips": len(pool),
-              "seconds": round(time.perf_counter() - t0, 1),  # this run's: ~0 when the checkpoints were cached
-              "build_seconds": round(sum(c["seconds"] for c in ckpts), 1), "groups": groups, "fold_groups": fold_group,
-              **({"init": portable_paths(init)} if init is not None else {}), "checkpoints": portable_paths(ckpts)}
-    return record, {name: {"checkpoint": ckpts[g]["path"]} for name, g in fold_group.items()}
 
 
 def training_path(p: Plan) -> dict:

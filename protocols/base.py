@@ -45,6 +45,7 @@ class Protocol:
     label_set = "casme2-5"
     bootstrap_unit = "subject"
     databases: Sequence[str] = ()
+    subject_wise = True  # no fold's test subject is in its training set (False: folds over samples)
 
     def __init__(self, dataset: str | None = None):
         self.dataset = dataset

@@ -37,6 +37,7 @@ class Identity(Protocol):
     source = "megc2019"
     label_set = "subject"
     bootstrap_unit = "sample"
+    subject_wise = False
     n_folds = 5
     min_samples = 2
 

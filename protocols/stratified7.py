@@ -18,6 +18,7 @@ class Stratified7(Protocol):
     source = "casme2"
     label_set = "casme2-7"
     bootstrap_unit = "sample"
+    subject_wise = False
 
     def __init__(self, dataset: str | None = None):
         super().__init__(dataset or "casme2")

@@ -2,6 +2,7 @@
 each fold handed the one that never saw its test subject (benchmark/plan.py)."""
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -140,3 +141,34 @@ def test_crossfit_gain_trains_other_checkpoints_on_gain_matched_pairs(synthetic_
         assert load_checkpoint(path)[1]["recipe"]["match_gain"] is True
     assert all("match_gain" not in load_checkpoint(path)[1]["recipe"] for path in paths[0])
     assert gain.rep.recipe()["crossfit_gain"] is True and "crossfit_gain" not in plain.rep.recipe()
+
+
+def test_the_identity_probe_encodes_each_sample_with_its_own_groups_checkpoint(synthetic_tiny, rep_cache, tmp_path,
+                                                                               monkeypatch):
+    """Folds over samples hold every subject: no per-fold checkpoint exists that never saw a test
+    subject, so each sample is encoded by the checkpoint trained without its own subject's group."""
+    from benchmark.crossfit import OwnGroupEncoding
+    from benchmark.runner import load_metrics
+    from protocols.identity import Identity
+    from representations.dface import DFace
+
+    monkeypatch.setattr(Identity, "n_folds", 2)  # the tiny set has two clips per subject
+
+    cfg = resolve(dict(rep="dface", model="logreg", protocol="identity", dataset="casme2",
+                       data_root=str(synthetic_tiny), out=str(tmp_path / "runs"), n_boot=10, rep_params=CROSSFIT))
+    p = plan(cfg)
+    assert isinstance(p.rep, OwnGroupEncoding) and not p.rep.learned and p.fold_rep_params == {}
+    assert p.crossfit["encoding"].startswith("own-group") and p.crossfit["fold_groups"] == {}
+    X = p.rep.transform(p.sel.samples)
+    paths = [os.path.expandvars(c["path"]) for c in p.crossfit["checkpoints"]]
+    for k, s in enumerate(p.sel.samples[:6]):
+        path = p.rep.checkpoints[s.subject]
+        assert path == paths[p.crossfit["groups"][s.subject]]
+        assert s.subject not in load_checkpoint(path)[1]["trained_on"]["subjects"]
+        own = DFace(**{**CROSSFIT, "checkpoint": path}).fit([s]).transform([s])
+        assert np.array_equal(X[k], own[0])
+    run = execute(cfg, progress=False)
+    header = json.loads((run / "config.json").read_text())
+    assert header["crossfit"]["encoding"] == OwnGroupEncoding.encoding
+    assert header["rep_recipe"]["encoding"] == OwnGroupEncoding.encoding
+    assert load_metrics(run)["contaminated"] == []
