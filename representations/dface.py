@@ -20,10 +20,11 @@ small --out PATH``. Every checkpoint records the datasets and subjects it was
 trained on; :meth:`DFace.training_subjects` reports them to the runner's
 contamination check, and ``finetune_steps > 0`` adds the fold's training subjects.
 
-``pretrain="crossfit"``: the run's planning (``benchmark/plan.py``) splits the subjects into
+``pretrain="crossfit"``: the run's planning (``benchmark/crossfit.py``) splits the subjects into
 ``crossfit_k`` groups and has :meth:`DFace.crossfit_checkpoints` train one checkpoint per group
 (the default checkpoint trained ``crossfit_steps`` more on the clips of the other groups'
-subjects); each fold's clone gets the one that excludes its test subject (``checkpoint=``).
+subjects); each fold's clone gets the one that excludes its test subject (``checkpoint=``), or,
+under folds over samples (the identity probe), each sample the one that excludes its subject.
 
 Encodings of the checkpoint's tokenizer are cached per sample in the recipe-keyed
 representation cache (``representations/_cache.py``); a fine-tuned tokenizer is
