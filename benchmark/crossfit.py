@@ -50,10 +50,12 @@ def crossfit_assignment(rep: Representation, report: DatasetReport, sel: Labelle
 
 
 def build_crossfit(rep: Representation, report: DatasetReport, sel: LabelledSet, folds, groups: dict[str, int],
-                   split_seed: int, allow_contamination: bool = False) -> tuple[dict, dict, list[str]]:
-    """The K checkpoints, trained on every clip (with frames) of the run's databases: the run's
-    record of them, each fold's ``checkpoint=`` (the one whose group holds its test subject(s),
-    which it never saw; none for a fold whose test subjects span groups) and their paths.
+                   split_seed: int, allow_contamination: bool = False,
+                   subject_wise: bool = True) -> tuple[Representation, dict, dict]:
+    """The K checkpoints, trained on every clip (with frames) of the run's databases. Returns the
+    run's representation, its record of them (config.json) and each fold's ``set_params``: with
+    ``subject_wise`` folds ``rep`` itself and each fold's ``checkpoint=``, the one whose group holds
+    its test subject(s), which it never saw; else an ``OwnGroupEncoding`` of ``rep`` and none.
 
     The starting checkpoint may come from other databases or face videos (``pretrain dface
     --frames ... --datasets ...``, passed as ``checkpoint=``); one that saw a subject of this
@@ -69,15 +71,17 @@ def build_crossfit(rep: Representation, report: DatasetReport, sel: LabelledSet,
     pool = [s for s in report.samples if s.dataset in dbs and len(s.frames) >= 2]
     ckpts = rep.crossfit_checkpoints(pool, [groups[s.subject] for s in pool])
     init = next((c["init"] for c in ckpts if "init" in c), None)
-    ckpts = [{k: v for k, v in c.items() if k != "init"} for c in ckpts]
-    in_test = {f.name: {groups[s] for s in sel.groups[f.test]} for f in folds}
-    fold_group = {name: next(iter(g)) for name, g in in_test.items() if len(g) == 1}
+    paths = [c["path"] for c in ckpts]
     record = {"k": len(ckpts), "split_seed": split_seed, "databases": sorted(dbs), "clips": len(pool),
               "seconds": round(time.perf_counter() - t0, 1),  # this run's: ~0 when the checkpoints were cached
-              "build_seconds": round(sum(c["seconds"] for c in ckpts), 1), "groups": groups, "fold_groups": fold_group,
-              **({"init": portable_paths(init)} if init is not None else {}), "checkpoints": portable_paths(ckpts)}
-    paths = [c["path"] for c in ckpts]
-    return record, {name: {"checkpoint": paths[g]} for name, g in fold_group.items()}, paths
+              "build_seconds": round(sum(c["seconds"] for c in ckpts), 1), "groups": groups,
+              **({"init": portable_paths(init)} if init is not None else {}),
+              "checkpoints": portable_paths([{k: v for k, v in c.items() if k != "init"} for c in ckpts])}
+    if not subject_wise:  # e.g. the identity probe: each sample by its own group's checkpoint
+        return (OwnGroupEncoding(rep, {s: paths[g] for s, g in groups.items()}),
+                {**record, "fold_groups": {}, "encoding": OwnGroupEncoding.encoding}, {})
+    fold_group = {f.name: groups[sel.groups[f.test[0]]] for f in folds}  # one group each: crossfit_assignment
+    return rep, {**record, "fold_groups": fold_group}, {name: {"checkpoint": paths[g]} for name, g in fold_group.items()}
 
 
 class OwnGroupEncoding(Representation):
@@ -85,9 +89,9 @@ class OwnGroupEncoding(Representation):
     ``checkpoints[s.subject]``, the checkpoint of its subject's group, trained without it.
 
     Not learned per fold (the encodings are the same in every fold), and no sample's encoder
-    saw its subject, so ``training_subjects`` is empty. The checkpoints differ between groups, so
-    a probe could in principle tell groups apart by the encoder alone; ``benchmark analyze``-style
-    checks can look at whether the probe's errors stay inside the true subject's group."""
+    saw its subject, so ``training_subjects`` is empty (the base's). The checkpoints differ
+    between groups, so a probe can partly tell groups apart by the encoder alone (measured in
+    results/DFACE.md, identity probe)."""
 
     encoding = "own-group: each sample by the cross-fitted checkpoint that never saw its subject"
 
@@ -96,27 +100,14 @@ class OwnGroupEncoding(Representation):
         self.checkpoints = checkpoints
         self.kind = rep.kind
 
-    @property
-    def learned(self) -> bool:
-        return False
-
     def needs_frames(self) -> bool:
         return self.rep.needs_frames()
 
     def has_inputs(self, sample: Sample) -> bool:
         return self.rep.has_inputs(sample)
 
-    def training_subjects(self) -> set[str]:
-        return set()
-
-    def crossfit_groups(self) -> int:
-        return 0
-
     def recipe(self) -> dict:
         return {**self.rep.recipe(), "encoding": self.encoding}
-
-    def fit(self, samples: Sequence[Sample], y=None) -> "OwnGroupEncoding":
-        return self
 
     def transform(self, samples: Sequence[Sample]) -> np.ndarray:
         by_ckpt: dict[str, list[int]] = {}

@@ -17,7 +17,7 @@ from benchmark import rundir
 from benchmark.config import RunConfig, check_params
 from benchmark.core.device import resolve_device
 from benchmark.core.samples import DatasetReport
-from benchmark.crossfit import OwnGroupEncoding, build_crossfit, crossfit_assignment  # noqa: F401 - API
+from benchmark.crossfit import build_crossfit, crossfit_assignment
 from benchmark.datasets import read_dataset
 from benchmark.inputs import apply_frames_policy, inputs_record
 from benchmark.plugins import load_plugins
@@ -98,11 +98,8 @@ def plan(cfg: RunConfig) -> Plan:
     rep.prepare()  # e.g. a default checkpoint, built once
     crossfit, fold_rep_params = None, {}
     if groups:
-        crossfit, fold_rep_params, paths = build_crossfit(rep, report, sel, folds, groups, cfg.split_seed,
-                                                          cfg.allow_contamination)
-        if not protocol.subject_wise:  # e.g. the identity probe: each sample by its own group's checkpoint
-            rep = OwnGroupEncoding(rep, {s: paths[g] for s, g in groups.items()})
-            crossfit, fold_rep_params = {**crossfit, "encoding": OwnGroupEncoding.encoding}, {}
+        rep, crossfit, fold_rep_params = build_crossfit(rep, report, sel, folds, groups, cfg.split_seed,
+                                                        cfg.allow_contamination, subject_wise=protocol.subject_wise)
     params = dict(cfg.model_params)
     if cfg.epochs is not None:
         params["epochs"] = cfg.epochs

@@ -103,7 +103,7 @@ class Representation(BaseEstimator):
     def crossfit_groups(self) -> int:
         """K > 0: pretrain K checkpoints before the folds (``crossfit_checkpoints``), each fold's
         clone getting ``set_params(checkpoint=...)`` of the one that excludes its test subject
-        (``benchmark/plan.py``); 0 (default): nothing is cross-fitted. Bad settings raise here."""
+        (``benchmark/crossfit.py``); 0 (default): nothing is cross-fitted. Bad settings raise here."""
         return 0
 
     def crossfit_checkpoints(self, samples: Sequence[Sample], groups: Sequence[int]) -> list[dict]:

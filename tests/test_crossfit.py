@@ -1,5 +1,5 @@
 """Cross-fitted pretraining (D-FACE ``pretrain=crossfit``): K checkpoints on the run's own clips,
-each fold handed the one that never saw its test subject (benchmark/plan.py)."""
+each fold handed the one that never saw its test subject (benchmark/crossfit.py)."""
 import dataclasses
 import json
 import os
