@@ -35,3 +35,15 @@ def test_a_seed_in_two_run_folders_is_an_error(tmp_path):
         shutil.copytree(RUNS / FIRST, tmp_path / name, ignore=shutil.ignore_patterns("folds", "predictions.csv"))
     with pytest.raises(ValueError, match="seed 0 is in two run folders"):
         seeds.collect(tmp_path)
+
+
+def test_per_database_spread_and_the_published_run_per_database():
+    rows = seeds.collect(RUNS)
+    seed0 = next(r for r in rows if r["seed"] == 0)
+    assert round(seed0["per_database_uf1"]["casme2"], 3) == 0.833  # FINDINGS §1, seed 0
+    pub = seeds.published_per_database(RUNS)  # from the re-scored published weights, not typed in
+    assert {db: round(v, 3) for db, v in pub.items()} == {"casme2": 0.830, "samm": 0.599, "smic": 0.687}
+    s = seeds.summary(rows, pub)
+    for db, d in s["per_database_uf1"].items():
+        assert d["min"] <= d["mean"] <= d["max"] and 0 <= d["percentile"] <= 100
+        assert d["percentile"] == seeds.percentile([r["per_database_uf1"][db] for r in rows], pub[db])

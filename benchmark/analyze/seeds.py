@@ -36,12 +36,25 @@ def collect(runs_dir: Path, recipe: dict = RECIPE) -> list[dict]:
         if not matches(config, recipe):
             continue
         r = load_result(cfg_path.parent / "metrics.json")
-        for seed, s in zip(r.seeds, r.metrics.overall.per_seed):
+        for i, (seed, s) in enumerate(zip(r.seeds, r.metrics.overall.per_seed)):
             if seed in seen:
                 raise ValueError(f"seed {seed} is in two run folders of the recipe ({r.run_id})")
             seen.add(seed)
-            rows.append({"seed": seed, "uf1": s.uf1, "uar": s.uar, "run": r.run_id})
+            per_db = {db: m.per_seed[i].uf1 for db, m in sorted(r.metrics.per_database.items())}
+            rows.append({"seed": seed, "uf1": s.uf1, "uar": s.uar, "per_database_uf1": per_db, "run": r.run_id})
     return sorted(rows, key=lambda x: x["seed"])
+
+
+def published_per_database(runs_dir: Path, recipe: dict = RECIPE) -> dict[str, float]:
+    """Per-database UF1 of the published weights re-scored by the suite (``benchmark evaluate``), if that
+    run folder is there: the published run's own figures, measured rather than typed in."""
+    keys = ("rep", "model", "protocol", "dataset", "data")
+    for cfg_path in sorted(Path(runs_dir).glob("*/config.json")):
+        config = json.loads(cfg_path.read_text())["config"]
+        if config.get("selection") == "published-weights" and all(config.get(k) == recipe[k] for k in keys):
+            r = load_result(cfg_path.parent / "metrics.json")
+            return {db: m.per_seed[0].uf1 for db, m in sorted(r.metrics.per_database.items())}
+    return {}
 
 
 def percentile(values, x: float) -> float:
@@ -50,12 +63,22 @@ def percentile(values, x: float) -> float:
     return float(100 * ((v < x).mean() + 0.5 * (v == x).mean()))
 
 
-def summary(rows: list[dict]) -> dict:
+def _spread(v) -> dict:
+    v = np.asarray(v, dtype=float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def summary(rows: list[dict], published_db: dict[str, float] | None = None) -> dict:
     out = {"n_seeds": len(rows)}
     for m in ("uf1", "uar"):
-        v = np.array([r[m] for r in rows])
-        out[m] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                  "min": float(v.min()), "max": float(v.max())}
+        out[m] = _spread([r[m] for r in rows])
+    out["per_database_uf1"] = {}
+    for db in rows[0]["per_database_uf1"]:
+        v = [r["per_database_uf1"][db] for r in rows]
+        out["per_database_uf1"][db] = _spread(v)
+        if db in (published_db or {}):
+            out["per_database_uf1"][db].update(published=published_db[db], percentile=percentile(v, published_db[db]))
     for name, (uf1, uar) in PUBLISHED.items():
         sd = out["uf1"]["sd"]
         out["published"] = {"name": name, "uf1": uf1, "uar": uar,
@@ -104,19 +127,24 @@ def main(argv=None) -> int:
     if not rows:
         print(f"no finished run of the recipe under {args.runs}")
         return 1
-    s = summary(rows)
+    s = summary(rows, published_per_database(Path(args.runs)))
     histogram(rows, Path(args.plot))
     if args.json:
         print(json.dumps({"seeds": rows, "summary": s}, indent=2))
         return 0
-    print("| seed | UF1 | UAR | run |\n|---|---|---|---|")
+    dbs = list(s["per_database_uf1"])
+    print(f"| seed | UF1 | UAR | UF1 {' / '.join(dbs)} | run |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seed']} | {r['uf1']:.4f} | {r['uar']:.4f} | `{r['run']}` |")
+        per_db = " / ".join(f"{r['per_database_uf1'][db]:.3f}" for db in dbs)
+        print(f"| {r['seed']} | {r['uf1']:.4f} | {r['uar']:.4f} | {per_db} | `{r['run']}` |")
     u, a, p = s["uf1"], s["uar"], s["published"]
     print(f"\n{s['n_seeds']} seeds: UF1 {u['mean']:.4f} ± {u['sd']:.4f} (min {u['min']:.4f}, max {u['max']:.4f}); "
           f"UAR {a['mean']:.4f} ± {a['sd']:.4f} (min {a['min']:.4f}, max {a['max']:.4f})")
     z = f", {p['uf1_z']:+.1f} sd from the mean" if p["uf1_z"] is not None else ""
     print(f"{p['name']}: UF1 {p['uf1']} at percentile {p['uf1_percentile']:.0f}{z}; "
           f"UAR {p['uar']} at percentile {p['uar_percentile']:.0f}")
+    for db, d in s["per_database_uf1"].items():
+        pub = f"; published {d['published']:.3f} at percentile {d['percentile']:.0f}" if "published" in d else ""
+        print(f"{db}: UF1 {d['mean']:.3f} ± {d['sd']:.3f} ({d['min']:.3f}-{d['max']:.3f}){pub}")
     print(f"histogram: {args.plot}")
     return 0
