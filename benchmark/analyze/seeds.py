@@ -19,6 +19,7 @@ RECIPE = {"rep": "precomputed", "model": "ststnet", "protocol": "cde", "dataset"
           "epochs": 800, "selection": "fixed", "rep_params": {}, "model_params": {"batch_order": "by-class"},
           "weights": None, "split_seed": 0}
 PUBLISHED = {"published run (STSTNet log, reproduced from its weights)": (0.7209, 0.7250)}
+DB_NAMES = {"casme2": "CASME II", "samm": "SAMM", "smic": "SMIC"}
 CONTEXT = {"MEB re-run, 500 epochs, fixed (tvaranka/meb)": 0.713}
 
 
@@ -88,13 +89,14 @@ def summary(rows: list[dict], published_db: dict[str, float] | None = None) -> d
     return out
 
 
-def histogram(rows: list[dict], path: Path) -> None:
+def histogram(rows: list[dict], path: Path, published_db: dict[str, float] | None = None) -> None:
+    """Pooled UF1 and UAR histograms, and each database's UF1 per seed beside the published run's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [1, 1, 0.9]})
     for ax, m, label in zip(axes, ("uf1", "uar"), ("UF1", "UAR")):
         v = [r[m] for r in rows]
         lo, hi = min(v + [0.68]), max(v + [0.73])
@@ -110,6 +112,19 @@ def histogram(rows: list[dict], path: Path) -> None:
         ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_ylim(0, counts.max() * 1.6)  # headroom: the legend sits above the bars, never on a seed
         ax.legend(fontsize=8, loc="upper left", ncol=2)
+    ax = axes[2]
+    dbs = list(rows[0]["per_database_uf1"])
+    for i, db in enumerate(dbs):
+        v = [r["per_database_uf1"][db] for r in rows]
+        ax.scatter(np.full(len(v), i) + np.linspace(-0.12, 0.12, len(v)), v, s=14, color="tab:blue",
+                   label="our seeds" if i == 0 else None)
+        if db in (published_db or {}):
+            ax.scatter([i], [published_db[db]], marker="_", s=900, linewidths=2, color="tab:red",
+                       label="published run" if i == 0 else None)
+    ax.set_xticks(range(len(dbs)), [DB_NAMES.get(db, db) for db in dbs])
+    ax.set_xlim(-0.5, len(dbs) - 0.5)
+    ax.set_ylabel("UF1 of the database's samples")
+    ax.legend(fontsize=8, loc="center", markerscale=0.5)  # mid-height: above SAMM, below CASME II
     fig.suptitle("STSTNet, public recipe (800 epochs, class-ordered batches, last epoch) on 2 CPU cores", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,8 +142,9 @@ def main(argv=None) -> int:
     if not rows:
         print(f"no finished run of the recipe under {args.runs}")
         return 1
-    s = summary(rows, published_per_database(Path(args.runs)))
-    histogram(rows, Path(args.plot))
+    published_db = published_per_database(Path(args.runs))
+    s = summary(rows, published_db)
+    histogram(rows, Path(args.plot), published_db)
     if args.json:
         print(json.dumps({"seeds": rows, "summary": s}, indent=2))
         return 0
