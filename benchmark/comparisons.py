@@ -11,7 +11,10 @@ p-value is two-sided: ``min(1, 2 * min(share of resampled deltas <= 0, share >= 
 (``benchmark.core.bootstrap.paired_bootstrap``; 0 means below ``1 / n_boot``). The family of an
 arena's comparisons with its reference (UF1) is corrected with Holm-Bonferroni at ``ALPHA``;
 best-vs-second pairs are reported uncorrected. A cell that cannot be compared (no
-``predictions.csv`` here, other samples) is listed under ``missing`` with the reason.
+``predictions.csv`` here, other samples) is listed under ``missing`` with the reason, unless
+the file being rewritten already holds its comparison of the very same two runs at the same
+``n_boot`` and seed: that aggregate is kept (``"kept": true``), so a fresh clone, which has the
+predictions of its new runs only, adds cells without losing the committed ones.
 ``ablations.json`` does the same for the index's ablations (each run against its base).
 """
 from __future__ import annotations
@@ -65,11 +68,18 @@ class _Runs:
         return self._pred[run]
 
 
-def _diff(runs: _Runs, a: str, b: str, roles: tuple[str, str], n_boot: int, seed: int) -> dict:
-    """``a - b`` per metric and whether the UF1 interval excludes zero, or ``{"why": reason}``."""
+DIFF_KEYS = (*METRICS, "excludes_zero")
+
+
+def _diff(runs: _Runs, a: str, b: str, roles: tuple[str, str], n_boot: int, seed: int,
+          kept: dict | None = None) -> dict:
+    """``a - b`` per metric and whether the UF1 interval excludes zero, or ``{"why": reason}``;
+    ``kept``: this pair's aggregate from the file being rewritten, used when predictions are absent."""
     pa, pb = runs.predictions(a), runs.predictions(b)
     for p, role in reversed(list(zip((pa, pb), roles))):  # a reference without predictions: every cell says so
         if isinstance(p, str):
+            if kept and all(k in kept for k in DIFF_KEYS):
+                return {**{k: kept[k] for k in DIFF_KEYS}, "kept": True}
             return {"why": f"the {role} run {p}"}
     try:
         res = paired(pa, pb, n_boot, seed)
@@ -98,13 +108,24 @@ def _expected(arena, canon: dict) -> tuple[str | None, dict[str, str]]:
     return canon[ref], {c.key: canon[c.key] for c in arena.cells if canon[c.key] and c.key != ref}
 
 
-def arena_comparisons(arena, index: Index, runs_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
-    """The comparisons file of one arena (see the module docstring)."""
+def _same_header(previous: dict | None, n_boot: int, seed: int) -> bool:
+    return previous is not None and all(previous.get(k) == v for k, v in _header(n_boot, seed).items())
+
+
+def arena_comparisons(arena, index: Index, runs_dir: str | Path, n_boot: int = 1000, seed: int = 0,
+                      previous: dict | None = None) -> dict:
+    """The comparisons file of one arena (see the module docstring); ``previous``: the file it replaces."""
     runs, canon = _Runs(runs_dir), canonical_runs(arena, index, runs_dir)
     ref, cells = _expected(arena, canon)
+    if not (_same_header(previous, n_boot, seed) and previous["reference"]["run"] == ref):
+        previous = None
+    old = {e["cell"]: e for e in previous["comparisons"]} if previous else {}
+    old_runs = {**{e["cell"]: e["run"] for e in old.values()}, arena.reference_cell.key: ref}
+    old_best = {b["column"]: b for b in previous["best_vs_second"]} if previous else {}
     entries = []
     for key, run in cells.items():
-        d = (_diff(runs, run, ref, ("cell", "reference"), n_boot, seed) if ref
+        kept = old.get(key) if old.get(key, {}).get("run") == run else None
+        d = (_diff(runs, run, ref, ("cell", "reference"), n_boot, seed, kept) if ref
              else {"why": "the reference cell has no finished run"})
         entries.append({"cell": key, "run": run, **d})
     comparisons, missing = _split(entries, ("cell",))
@@ -115,18 +136,25 @@ def arena_comparisons(arena, index: Index, runs_dir: str | Path, n_boot: int = 1
                         key=lambda k: -runs.result(canon[k]).metrics.overall.uf1.mean)
         if len(ranked) >= 2:
             best, second = ranked[:2]
-            d = _diff(runs, canon[best], canon[second], ("best", "second"), n_boot, seed)
+            b = old_best.get(column)
+            kept = b if b and (b["best"], b["second"]) == (best, second) and all(
+                old_runs.get(k) == canon[k] for k in (best, second)) else None
+            d = _diff(runs, canon[best], canon[second], ("best", "second"), n_boot, seed, kept)
             best_vs_second.append({"column": column, "best": best, "second": second, **d})
     return {"arena": arena.name, "reference": {"cell": arena.reference_cell.key, "run": ref},
             "unit": runs.result(ref).bootstrap_unit if ref else None, **_header(n_boot, seed),
             "comparisons": comparisons, "best_vs_second": best_vs_second, "missing": missing}
 
 
-def ablation_comparisons(index: Index, runs_dir: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
+def ablation_comparisons(index: Index, runs_dir: str | Path, n_boot: int = 1000, seed: int = 0,
+                         previous: dict | None = None) -> dict:
     """``ablations.json``: per ablation of the index, each run against its base (Holm within the ablation)."""
     runs, out = _Runs(runs_dir), []
+    old = ({(a["base"], e["run"]): e for a in previous["ablations"] for e in a["comparisons"]}
+           if _same_header(previous, n_boot, seed) else {})
     for ab in index.ablations:
-        entries = [{"run": run, **_diff(runs, run, ab.base, ("ablation", "base"), n_boot, seed)} for run in ab.runs]
+        entries = [{"run": run, **_diff(runs, run, ab.base, ("ablation", "base"), n_boot, seed,
+                                        old.get((ab.base, run)))} for run in ab.runs]
         comparisons, missing = _split(entries, ())
         out.append({"title": ab.title, "base": ab.base, "comparisons": comparisons, "missing": missing})
     return {**_header(n_boot, seed), "ablations": out}
@@ -151,9 +179,11 @@ def write_comparisons(arenas, index: Index, runs_dir: str | Path = "results/runs
                       n_boot: int = 1000, seed: int = 0, ablations: bool = True) -> list[Path]:
     """Write ``<arena>.json`` for each arena (and ``ablations.json``); the paths written."""
     out = Path(out)
-    paths = [_write(out / f"{a.name}.json", arena_comparisons(a, index, runs_dir, n_boot, seed)) for a in arenas]
+    paths = [_write(out / f"{a.name}.json", arena_comparisons(a, index, runs_dir, n_boot, seed, load_comparisons(out, a.name)))
+             for a in arenas]
     if ablations:
-        paths.append(_write(out / ABLATIONS, ablation_comparisons(index, runs_dir, n_boot, seed)))
+        paths.append(_write(out / ABLATIONS, ablation_comparisons(index, runs_dir, n_boot, seed,
+                                                                  load_comparisons(out, "ablations"))))
     return paths
 
 

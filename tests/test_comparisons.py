@@ -78,6 +78,28 @@ def test_cells_without_predictions_are_missing_with_the_reason(arena_runs, tmp_p
     assert all(m["why"].startswith(f"the reference run {canon[REF]} has no predictions.csv") for m in res["missing"])
 
 
+def test_rewriting_without_predictions_keeps_the_committed_aggregates_of_unchanged_runs(arena_runs, tmp_path):
+    """A fresh clone has no per-sample predictions of the committed runs: rewriting the file must keep
+    their comparisons (same two runs, same resamples), not turn them into 'missing'."""
+    arena, runs = arena_runs
+    out = tmp_path / "comparisons"
+    before = json.loads(write_comparisons([arena], Index(), runs, out, n_boot=50)[0].read_text())
+    bare = _copy(runs, tmp_path)
+    for f in bare.glob("*/predictions.csv"):
+        f.unlink()
+    after = json.loads(write_comparisons([arena], Index(), bare, out, n_boot=50)[0].read_text())
+    assert not after["missing"] and all(e.pop("kept") for e in after["comparisons"] + after["best_vs_second"])
+    assert after == before
+    assert problems([arena], Index(), bare, out) == []
+    # other resamples (n_boot) are another comparison: nothing is kept, every cell says why
+    other = arena_comparisons(arena, Index(), bare, n_boot=60, previous=before)
+    assert not other["comparisons"] and len(other["missing"]) == 3
+    # a cell whose run changed is not kept either
+    before["comparisons"][0]["run"] = "an_older_run"
+    changed = arena_comparisons(arena, Index(), bare, n_boot=50, previous=before)
+    assert [m["cell"] for m in changed["missing"]] == [before["comparisons"][0]["cell"]]
+
+
 def test_files_are_deterministic_relative_and_stale_when_a_run_changes(arena_runs, tmp_path, capsys):
     arena, runs = arena_runs
     out = tmp_path / "comparisons"
@@ -104,7 +126,7 @@ def test_files_are_deterministic_relative_and_stale_when_a_run_changes(arena_run
     assert problems([arena], Index(), moved, tmp_path / "none") == []
 
 
-def test_ablations_against_their_base(arena_runs):
+def test_ablations_against_their_base(arena_runs, tmp_path):
     arena, runs = arena_runs
     canon = canonical_runs(arena, Index(), runs)
     index = Index(ablations=(Ablation("rgb", canon[REF], (canon["precomputed · rgb | linear probe"], "gone")),))
@@ -112,6 +134,13 @@ def test_ablations_against_their_base(arena_runs):
     assert res["title"] == "rgb" and res["base"] == canon[REF]
     assert [c["run"] for c in res["comparisons"]] == [canon["precomputed · rgb | linear probe"]]
     assert res["missing"] == [{"run": "gone", "why": "the ablation run gone has no finished run folder"}]
+    # without predictions (a fresh clone) the committed aggregate of the same pair is kept
+    first = ablation_comparisons(index, runs, n_boot=50)
+    bare = _copy(runs, tmp_path)
+    for f in bare.glob("*/predictions.csv"):
+        f.unlink()
+    kept = ablation_comparisons(index, bare, n_boot=50, previous=first)["ablations"][0]
+    assert kept["comparisons"][0].pop("kept") and kept["comparisons"] == res["comparisons"]
 
 
 def test_cli_writes_every_arena_file(arena_runs, tmp_path, monkeypatch, capsys):
