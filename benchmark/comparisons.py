@@ -179,8 +179,8 @@ def write_comparisons(arenas, index: Index, runs_dir: str | Path = "results/runs
                       n_boot: int = 1000, seed: int = 0, ablations: bool = True) -> list[Path]:
     """Write ``<arena>.json`` for each arena (and ``ablations.json``); the paths written."""
     out = Path(out)
-    paths = [_write(out / f"{a.name}.json", arena_comparisons(a, index, runs_dir, n_boot, seed, load_comparisons(out, a.name)))
-             for a in arenas]
+    paths = [_write(out / f"{a.name}.json",
+                    arena_comparisons(a, index, runs_dir, n_boot, seed, load_comparisons(out, a.name))) for a in arenas]
     if ablations:
         paths.append(_write(out / ABLATIONS, ablation_comparisons(index, runs_dir, n_boot, seed,
                                                                   load_comparisons(out, "ablations"))))

@@ -22,8 +22,9 @@ Prompt-embedding sources (``text_encoder``), pluggable by name:
 
 Embeddings are cached in ``<cache>/edclip/`` keyed by encoder, its version and the prompts. The
 default encoder's embeddings of every label set's prompts also ship with the package
-(``models/edclip_prompts/``, same keys, written by ``ship(c for _, c in LABEL_SETS.values())``): a fold process then never imports
-sentence-transformers, about 8 s of one core per worker on a cold run (measured).
+(``models/edclip_prompts/``, same keys, written by ``ship(c for _, c in LABEL_SETS.values())``),
+so a fold process never imports sentence-transformers on a cold run (about 8 s of one core per
+worker in a profile under load).
 """
 from __future__ import annotations
 

@@ -27,22 +27,30 @@ def matches(config: dict, recipe: dict) -> bool:
     return all(config.get(k) == v for k, v in recipe.items())
 
 
+def _finished(runs_dir: Path):
+    """(config, result) of every finished run folder under ``runs_dir``, in name order."""
+    for cfg_path in sorted(Path(runs_dir).glob("*/config.json")):
+        if (cfg_path.parent / "metrics.json").exists():
+            yield json.loads(cfg_path.read_text())["config"], cfg_path.parent / "metrics.json"
+
+
+def _per_database_uf1(result, i: int) -> dict[str, float]:
+    return {db: m.per_seed[i].uf1 for db, m in sorted(result.metrics.per_database.items())}
+
+
 def collect(runs_dir: Path, recipe: dict = RECIPE) -> list[dict]:
     """One row per (seed, run): the pooled figures of every finished run of ``recipe``."""
     rows, seen = [], set()
-    for cfg_path in sorted(Path(runs_dir).glob("*/config.json")):
-        if not (cfg_path.parent / "metrics.json").exists():
-            continue
-        config = json.loads(cfg_path.read_text())["config"]
+    for config, metrics in _finished(runs_dir):
         if not matches(config, recipe):
             continue
-        r = load_result(cfg_path.parent / "metrics.json")
+        r = load_result(metrics)
         for i, (seed, s) in enumerate(zip(r.seeds, r.metrics.overall.per_seed)):
             if seed in seen:
                 raise ValueError(f"seed {seed} is in two run folders of the recipe ({r.run_id})")
             seen.add(seed)
-            per_db = {db: m.per_seed[i].uf1 for db, m in sorted(r.metrics.per_database.items())}
-            rows.append({"seed": seed, "uf1": s.uf1, "uar": s.uar, "per_database_uf1": per_db, "run": r.run_id})
+            rows.append({"seed": seed, "uf1": s.uf1, "uar": s.uar, "per_database_uf1": _per_database_uf1(r, i),
+                         "run": r.run_id})
     return sorted(rows, key=lambda x: x["seed"])
 
 
@@ -50,11 +58,9 @@ def published_per_database(runs_dir: Path, recipe: dict = RECIPE) -> dict[str, f
     """Per-database UF1 of the published weights re-scored by the suite (``benchmark evaluate``), if that
     run folder is there: the published run's own figures, measured rather than typed in."""
     keys = ("rep", "model", "protocol", "dataset", "data")
-    for cfg_path in sorted(Path(runs_dir).glob("*/config.json")):
-        config = json.loads(cfg_path.read_text())["config"]
+    for config, metrics in _finished(runs_dir):
         if config.get("selection") == "published-weights" and all(config.get(k) == recipe[k] for k in keys):
-            r = load_result(cfg_path.parent / "metrics.json")
-            return {db: m.per_seed[0].uf1 for db, m in sorted(r.metrics.per_database.items())}
+            return _per_database_uf1(load_result(metrics), 0)
     return {}
 
 
