@@ -32,8 +32,10 @@ def test_stacked_folds_match_sequential_fits_weights_and_predictions():
     stacked = fit_folds(template, X, y, trains, seeds, 3)
     for train, seed, par in zip(trains, seeds, stacked):
         seq = STSTNet(epochs=6, batch_size=32, lr=2e-3, seed=seed).fit(X[train], y[train], 3)
+        # rtol 1e-3: a BatchNorm running variance near 64 drifts by ~1e-4 relative between the
+        # grouped and the plain convolutions' summation orders (one thread); a fold mix-up moves it by far more.
         for a, b in zip(seq.net_.state_dict().values(), par.net_.state_dict().values()):
-            torch.testing.assert_close(a.float(), b.float(), atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(a.float(), b.float(), atol=1e-4, rtol=1e-3)
         np.testing.assert_allclose(seq.predict_proba(X), par.predict_proba(X), atol=1e-4)
 
 
