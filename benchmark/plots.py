@@ -110,9 +110,12 @@ def dots(m: Matrix, path: Path) -> None:
         ax.xaxis.set_tick_params(labelbottom=True)  # every panel keeps its scale: rows of panels are far apart
         if k + ncol >= len(cols):
             ax.set_xlabel("UF1 (95% CI)")
-    fig.suptitle(_title(m, "UF1 with 95% CIs by model", width) + "\nred diamond: reference cell"
-                 + ("; dashed: chance" if chance is not None else ""), fontsize=FONT + 1)
-    fig.tight_layout()
+    title = (_title(m, "UF1 with 95% CIs by model", width) + "\nred diamond: reference cell"
+             + ("; dashed: chance" if chance is not None else ""))
+    fig.suptitle(title, fontsize=FONT + 1)
+    # tight_layout does not make room for a suptitle: keep its lines (and a margin) above the panels
+    top = (title.count("\n") + 1.5) * (FONT + 1) * 1.35 / 72 / fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1, 1 - top))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
