@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark {list,run,sweep,compare,refinalize,data check,leaderboard,check,pretrain,perf,analyze}``."""
+"""Command line: ``python -m benchmark {list,run,sweep,compare,refinalize,replay,data check,leaderboard,check,pretrain,perf,analyze}``."""
 from __future__ import annotations
 
 import argparse
@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     _plugin_arg(ls)
     rf = sub.add_parser("refinalize", help="re-pool finished run folders with the current code (keeps config.json)")
     rf.add_argument("runs", nargs="+")
+    rp = sub.add_parser("replay", help="retrain committed run folders into a scratch folder and, where the "
+                        "metrics come out equal, restore their per-sample files (predictions.csv, folds/)")
+    rp.add_argument("runs", nargs="+")
+    rp.add_argument("--scratch", default=None, help="where the replays are trained (default: a temporary folder)")
     cmp_ = sub.add_parser("compare", help="paired bootstrap of two finished runs on the same samples (a - b)")
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
@@ -321,6 +325,25 @@ def cmd_refinalize(args) -> int:
     return 0
 
 
+def cmd_replay(args) -> int:
+    import tempfile
+
+    from benchmark.runner import replay
+
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
+        for run in args.runs:
+            if (Path(run) / "predictions.csv").exists():
+                print(f"has its predictions: {run}")
+                continue
+            try:
+                print(f"restored {replay(Path(run), Path(args.scratch or tmp))}")
+            except (RuntimeError, ValueError) as exc:
+                failed += 1
+                print(f"error: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_check(args) -> int:
     from benchmark.check import run_check
 
@@ -330,7 +353,7 @@ def cmd_check(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "run": cmd_run, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-                "check": cmd_check, "compare": cmd_compare, "comparisons": cmd_comparisons, "refinalize": cmd_refinalize, "pretrain": pretrain.cmd, "perf": perf.cmd, "evaluate": evaluate.cmd,
+                "check": cmd_check, "compare": cmd_compare, "comparisons": cmd_comparisons, "refinalize": cmd_refinalize, "replay": cmd_replay, "pretrain": pretrain.cmd, "perf": perf.cmd, "evaluate": evaluate.cmd,
                 "analyze": analyze.cmd}
     handler = cmd_data_check if args.command == "data" else handlers[args.command]
     try:

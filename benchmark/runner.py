@@ -118,6 +118,50 @@ def refinalize(run: Path) -> Path:
     return finalize_run(p, wall_s=load_result(run).wall_s if (run / "metrics.json").exists() else 0.0)
 
 
+def _per_seed(metrics: dict) -> list[dict]:
+    return [{k: s[k] for k in ("uf1", "uar", "confusion", "n")} for s in metrics["metrics"]["overall"]["per_seed"]]
+
+
+def replay(run: Path, scratch: Path) -> Path:
+    """Retrain a committed run whose per-sample files (``folds/``, ``predictions.csv``: never
+    committed) are not on this machine, into ``scratch``, with its own config; if every seed's
+    confusion matrix, UF1 and UAR equal the committed ``metrics.json``, copy the per-sample files
+    into the run folder (its config.json and metrics.json stay as committed). Otherwise an error
+    says what differs (the code or the data changed since the run) and the run folder is untouched.
+    This is what paired comparisons need on a fresh machine."""
+    import shutil
+
+    from benchmark.config import resolve
+
+    run = Path(run)
+    header = json.loads((run / "config.json").read_text())
+    committed = json.loads((run / "metrics.json").read_text())
+    cfg = resolve({**header["config"], "out": str(scratch)})
+    if cfg.run_id() != run.name:
+        raise ValueError(f"{run}: folder name is not the run id of its config ({cfg.run_id()})")
+    p = plan(cfg)
+    if data_fingerprint(p.report.files, p.sel.samples, p.sel.y) != header.get("data_fingerprint"):
+        raise RuntimeError(f"{run}: the data under {cfg.data_root} are not those the run was made on")
+    threads = (header.get("machine") or {}).get("torch_threads")
+    if threads:  # summation order: the same thread count gives the same floats
+        import torch
+
+        torch.set_num_threads(int(threads))
+    again = execute(cfg, progress=False)
+    mine, theirs = _per_seed(json.loads((again / "metrics.json").read_text())), _per_seed(committed)
+    for seed, a, b in zip(cfg.seeds, mine, theirs):
+        for k in ("confusion", "n", "uf1", "uar"):
+            if a[k] != b[k] and not (k in ("uf1", "uar") and abs(a[k] - b[k]) < 1e-12):
+                raise RuntimeError(f"{run}: seed {seed} replayed {k} {a[k]} != committed {b[k]}; "
+                                   f"per-sample files not restored (code or data changed since {header.get('git_commit')})")
+    if len(mine) != len(theirs):
+        raise RuntimeError(f"{run}: replayed {len(mine)} seed(s), committed {len(theirs)}")
+    shutil.copy2(again / "predictions.csv", run / "predictions.csv")
+    shutil.rmtree(run / "folds", ignore_errors=True)
+    shutil.copytree(again / "folds", run / "folds")
+    return run
+
+
 def load_metrics(run: Path) -> dict:
     """A run's metrics.json as plain JSON types, migrated to the current schema (for scripts;
     the suite's readers take the typed ``benchmark.results.load_result``)."""

@@ -1,5 +1,6 @@
 """The runner end to end on a small generated MEGC2019-format folder."""
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -267,3 +268,27 @@ def test_workers_auto_uses_the_cores_for_torch_models_on_the_cpu_only(flow_root,
     assert worker_count(plan(_cfg(flow_root, tmp_path, workers=1))) == 1
     with pytest.raises(ConfigError, match="workers must be 'auto' or an integer"):
         _cfg(flow_root, tmp_path, workers="two")
+
+
+def test_replay_restores_the_per_sample_files_only_when_the_metrics_come_out_equal(flow_root, tmp_path):
+    from benchmark.runner import replay
+
+    run = execute(_cfg(flow_root, tmp_path / "r", epochs=2), progress=False)
+    predictions = (run / "predictions.csv").read_text()
+    committed = {f: (run / f).read_text() for f in ("config.json", "metrics.json")}
+    shutil.rmtree(run / "folds")
+    (run / "predictions.csv").unlink()  # as on a fresh checkout: per-sample files are not committed
+    assert main(["replay", str(run), "--scratch", str(tmp_path / "s1")]) == 0
+    assert (run / "predictions.csv").read_text() == predictions
+    assert {f: (run / f).read_text() for f in committed} == committed
+    assert len(list((run / "folds" / "seed0").glob("*.json"))) == 9
+    # a committed figure the code no longer produces: refused, nothing written into the run folder
+    shutil.rmtree(run / "folds")
+    (run / "predictions.csv").unlink()
+    m = json.loads(committed["metrics.json"])
+    m["metrics"]["overall"]["per_seed"][0]["confusion"][0][0] += 1
+    (run / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(RuntimeError, match="confusion"):
+        replay(run, tmp_path / "s2")
+    assert not (run / "predictions.csv").exists() and not (run / "folds").exists()
+    assert main(["replay", str(run), "--scratch", str(tmp_path / "s3")]) == 1
