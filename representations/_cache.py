@@ -18,6 +18,7 @@ Location: ``$MER_BENCHMARK_CACHE/reps`` (default ``~/.cache/mer-benchmark/reps``
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -149,6 +150,26 @@ class DiskCache:
             except FileNotFoundError:
                 pass
         return n
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch and the BLAS libraries on one thread while a cached state is trained or fitted.
+
+    Summation order follows the thread count, and training amplifies the last-bit differences:
+    DFE's per-fold PCA basis differed by 8e-6 between one and two threads, its RVQ-VAE weights
+    then by 0.1-0.25, and the CDE-part UF1 of the same recipe came out 0.552 and 0.519. A cached
+    state must be a function of its recipe, not of the machine's cores or load."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_jobs(n_jobs: int | None) -> int:

@@ -20,6 +20,7 @@ import torch
 
 from benchmark.core import paths
 from benchmark.core.samples import Sample
+from representations._cache import one_thread
 from representations._dface_net import (CVQVAE, file_sha256, load_checkpoint, preset_config, save_checkpoint,
                                         train_tokenizer)
 from representations._dface_pairs import (GAP_S, PAIR_MIX, SYNTHETIC_SEED, corpus_pairs, dataset_pairs,
@@ -154,7 +155,7 @@ def _train_resumable(net, data: np.ndarray, out: Path, ident: dict, steps: int, 
         torch.save(blob, tmp)
         tmp.replace(state_path)  # atomic: a kill mid-write leaves the previous state
 
-    with _threads_for_load():
+    with one_thread():  # the checkpoint is a function of its recipe, not of the machine's load
         history = train_tokenizer(net, data, steps, batch_size, lr, seed, log_every=log_every, log=log,
                                   device=device, resume=resume, save_every=save_every, save=save)
     state_path.unlink(missing_ok=True)
@@ -275,19 +276,6 @@ def _crossfit_one(samples, init: Path, out: Path, preset: str, steps: int, pairs
             "init": {"path": str(init), "sha256": new["recipe"]["init_sha256"], "trained_on": trained["datasets"],
                      "cost": checkpoint_cost(init)}}  # what the starting checkpoint cost to build
     _write_json(out.with_suffix(".json"), cost)  # timings stay out of the checkpoint (see pretrain)
-
-
-@contextlib.contextmanager
-def _threads_for_load():
-    """Fewer torch threads while the machine is busy: on shared cores an oversubscribed
-    thread pool made training several times slower than one thread."""
-    before = torch.get_num_threads()
-    idle = (os.cpu_count() or 1) - os.getloadavg()[0]
-    torch.set_num_threads(max(1, min(before, int(idle + 0.5))))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

@@ -47,13 +47,13 @@ import torch
 from benchmark.core.samples import Sample
 from representations import REPRESENTATIONS
 from representations._dface_checkpoints import (  # noqa: F401 - pretrain & co. are this module's API
-    DEFAULT_RECIPES, _threads_for_load, cache_dir, crossfit_checkpoints, default_checkpoint, pretrain,
+    DEFAULT_RECIPES, cache_dir, crossfit_checkpoints, default_checkpoint, pretrain,
 )
 from representations._dface_net import CVQVAE, file_sha256, load_checkpoint, to_input, train_tokenizer
 from representations._dface_pairs import (  # noqa: F401
     clip_pairs, folder_sequences, onset_apex_pair, pair_frames, prepare_frame,
 )
-from representations._cache import DiskCache
+from representations._cache import DiskCache, one_thread
 from representations.base import Representation, check_missing
 
 DFACE_CACHE_VERSION = 1  # bump when encoding (frame loading, gain matching) changes a sample's D
@@ -218,7 +218,7 @@ class DFace(Representation):
             cfg = net.cfg
             pairs = clip_pairs(samples, max(4 * len(samples), self.batch_size), cfg.image_size, cfg.channels,
                                seed=self.seed)
-            with _threads_for_load():
+            with one_thread():
                 train_tokenizer(net, pairs, self.finetune_steps, self.batch_size, self.finetune_lr, self.seed,
                                 replace_dead=False, device=self._device())
             net.cpu().eval()

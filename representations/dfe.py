@@ -50,7 +50,7 @@ import torch
 
 from benchmark.core.samples import Sample
 from representations import REPRESENTATIONS
-from representations._cache import DiskCache, parallel_map
+from representations._cache import DiskCache, one_thread, parallel_map
 from representations._dfe_net import PRESETS, NetConfig, RVQVAE, from_arrays, state_arrays, train
 from representations._dfe_checkpoints import load_checkpoint, save_checkpoint
 from representations._dfe_features import displacements, fill_missing, sample_landmarks, used_frames  # noqa: F401
@@ -365,7 +365,8 @@ class DFE(Representation):
         samples = list(samples)
         raw, events = self._raw(samples)
         cache = DiskCache()
-        recipe = {**self.recipe(), "fit_on": sorted(s.key for s in samples)}
+        # "threads": states fitted before the fit was pinned to one thread are not reused
+        recipe = {**self.recipe(), "fit_on": sorted(s.key for s in samples), "threads": 1}
         sources = sorted({str(p) for s in samples for p in s.frames.values()})  # stale if frames change
         arrays, meta = cache.get_or_compute(recipe, sources, lambda: self._fit_arrays(raw, cfg))
         self.state_ = {k: v for k, v in arrays.items() if not k.startswith("net.")}
@@ -382,6 +383,10 @@ class DFE(Representation):
         return dataclasses.replace(cfg, in_dim=dim)
 
     def _fit_arrays(self, raw: list, cfg: NetConfig) -> tuple[dict, dict]:
+        with one_thread():
+            return self._fit_arrays_now(raw, cfg)
+
+    def _fit_arrays_now(self, raw: list, cfg: NetConfig) -> tuple[dict, dict]:
         import dataclasses
 
         from sklearn.decomposition import PCA

@@ -244,3 +244,30 @@ def test_only_the_mesh_source_needs_frames():
     user-supplied vectors never do (before: every DFE was taken to need them)."""
     assert DFE().needs_frames()
     assert not DFE(source="vectors", vectors_dir="anywhere").needs_frames()
+
+
+def test_the_fitted_state_is_trained_on_one_thread_whatever_the_machine(tmp_path, rep_cache, monkeypatch):
+    """Two torch/BLAS threads gave another RVQ-VAE (and UF1 0.519 instead of 0.552) for the same
+    recipe: the fit is pinned to one thread, so the cached state depends on the recipe alone."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    import representations.dfe as dfe_module
+
+    seen = []
+    real = dfe_module.train
+
+    def spy(*args, **kw):
+        seen.append((torch.get_num_threads(), {i["num_threads"] for i in threadpool_info()}))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(dfe_module, "train", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        DFE(source="vectors", vectors_dir=str(tmp_path), n_frames=5, preset="tiny", steps=5,
+            batch_size=16).fit(_vector_samples(tmp_path)[:8])
+        assert torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [(1, {1})]
