@@ -3,6 +3,7 @@ the plots, and the rules that hold whatever the layout (real vs synthetic, oracl
 weights apart, empty or missing runs folders)."""
 import json
 import os
+import re
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -165,7 +166,8 @@ def test_markdown_writes_the_plots_and_the_readme_block(tiny, tmp_path):
     text = readme.read_text()
     assert text.startswith("# x\n\nintro\n\n<!-- results-at-a-glance:start -->") and text.endswith(f"{glance.END}\n\n## next\n")
     assert "old" not in text and "| pixel flow |" in text and "precomputed · cv2 × linear probe" in text
-    assert "| appearance | – | not run yet |" in text and "*published:* Method_A (2020) | 0.500" in text
+    assert "| appearance | – | 0 | not run yet |" in text and "*published:* Method_A (2020) | 0.500" in text
+    assert re.search(r"\| pixel flow \| [0-9.]+ \[[0-9., ]+\] \| 4 \| ", text)  # 2 rows x 2 columns
     for name in ("tiny_heatmap.png", "tiny_dots.png"):
         png = out.parent / "plots" / name
         assert f"plots/{name}" in out.read_text() and png.exists()
