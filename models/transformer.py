@@ -99,12 +99,15 @@ class TokenNet(nn.Module):
     def __init__(self, in_dim: int, n_tokens: int, n_classes: int, width: int, heads: int, layers: int,
                  ff: int | None = None, dropout: float = 0.1, pos: str = "1d", backbone: str = "transformer",
                  pool: str = "sparse",
-                 grid: tuple[int, int] | None = None, text_dim: int | None = None, patch: int | None = None):
+                 grid: tuple[int, int] | None = None, text_dim: int | None = None, patch: int | None = None,
+                 vocab: int | None = None):
         super().__init__()
         self.patch = patch  # image inputs (B, C, H, W) are cut into patch x patch tokens in forward
+        self.vocab = vocab  # integer token ids (B, L): a learned table, the last row for ids unseen in training
         self.pos_kind, self.backbone, self.pool_kind = pos, backbone, pool
         self.grid = grid or _square(n_tokens)
-        self.embed = nn.Linear(in_dim, width)  # T(P(z)): two linear maps learned as one
+        # T(P(z)): two linear maps learned as one
+        self.embed = nn.Embedding(vocab, width) if vocab else nn.Linear(in_dim, width)
         h, w = self.grid
         if pos == "1d":
             self.pos = nn.Parameter(torch.randn(1, n_tokens, width) * 0.02)
@@ -138,6 +141,8 @@ class TokenNet(nn.Module):
         """(B, L, width) contextual token features ((B, 1 + L, width) with a class token first)."""
         if tokens.dim() == 4:
             tokens = patch_tokens(tokens / 127.5 - 1.0, self.patch)  # 0..255 images to about [-1, 1]
+        if self.vocab:
+            tokens = tokens.long().clamp(0, self.vocab - 1)
         x = self.positions(self.embed(tokens))
         if self.backbone == "cnn":
             h, w = self.grid
@@ -168,6 +173,17 @@ def patch_tokens(images: torch.Tensor, patch: int) -> torch.Tensor:
     return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
 
 
+def _vocabulary(X: np.ndarray) -> int | None:
+    """Rows of the embedding table for integer token ids (N, L): the largest id + 1, plus one row
+    that every larger id at prediction shares; None for any other input."""
+    if X.ndim != 2:
+        return None
+    if not np.issubdtype(X.dtype, np.integer) or (X.size and X.min() < 0):
+        raise ValueError(f"transformer: 2-D samples must be non-negative integer token ids (N, L), got {X.dtype}"
+                         + (f" with minimum {X.min()}" if X.size and np.issubdtype(X.dtype, np.number) else ""))
+    return int(X.max()) + 2
+
+
 def _square(n: int) -> tuple[int, int]:
     side = int(round(math.sqrt(n)))
     return (side, side) if side * side == n else (1, n)
@@ -177,8 +193,9 @@ def _square(n: int) -> tuple[int, int]:
 class Transformer(TorchClassifier):
     """Transformer with sparse attention pooling and EDCLIP over D-FACE tokens.
 
-    Inputs: kind ``tokens``, float (N, L, code_dim) (``dface`` gives (N, 16, 32)); or
-    image-like kinds (``flow_image``, ``image``: (N, C, H, W), 0..255) cut into ``patch`` x
+    Inputs: kind ``tokens``, float (N, L, code_dim) (``dface`` gives (N, 16, 32)), or integer
+    token ids (N, L) embedded by a learned table (``dfe`` gives (N, 36): 9 frames x 4 RVQ stages;
+    ids above the training set's largest share one "unseen" row); or image-like kinds (``flow_image``, ``image``: (N, C, H, W), 0..255) cut into ``patch`` x
     ``patch`` tokens (28x28 flow/strain images -> a 4x4 grid of 16 tokens, as many as D-FACE's),
     so the D-FACE head can be compared with the other heads on the same flow.
     ``classes``: comma-separated class names for EDCLIP's prompts; None infers them
@@ -272,8 +289,13 @@ class Transformer(TorchClassifier):
             return TokenNet(c * self.patch ** 2, grid[0] * grid[1], n_classes, s["width"], s["heads"], s["layers"],
                             s["ff"], s["dropout"], self.pos, self.backbone, self.pool, grid=grid,
                             text_dim=text_dim, patch=self.patch)
+        if len(in_shape) == 1:  # integer token ids
+            if not getattr(self, "vocab_", None):
+                raise ValueError("transformer: 1-D samples must be non-negative integer token ids (N, L)")
+            return TokenNet(0, in_shape[0], n_classes, s["width"], s["heads"], s["layers"], s["ff"], s["dropout"],
+                            self.pos, self.backbone, self.pool, text_dim=text_dim, vocab=self.vocab_)
         if len(in_shape) != 2:
-            raise ValueError(f"transformer expects tokens (N, L, dim) or images (N, C, H, W), "
+            raise ValueError(f"transformer expects tokens (N, L, dim), token ids (N, L) or images (N, C, H, W), "
                              f"got samples of shape {in_shape}")
         return TokenNet(in_shape[1], in_shape[0], n_classes, s["width"], s["heads"], s["layers"], s["ff"],
                         s["dropout"], self.pos, self.backbone, self.pool, text_dim=text_dim)
@@ -307,7 +329,9 @@ class Transformer(TorchClassifier):
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=dev)
+        X = np.asarray(X)
+        self.vocab_ = _vocabulary(X)
+        Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
         text = self._text(n_classes, dev, class_names)
         net = self.build(tuple(Xt.shape[1:]), n_classes, None if text is None else text[0].shape[1]).to(dev)

@@ -418,6 +418,25 @@ def test_tokens_are_cached_by_recipe_and_read_back(cache, tiny_root, tmp_path, m
     assert quantized.cache_stats_["hits"] == 4  # discretize is applied after D: same entries
 
 
+def test_transformer_takes_integer_token_ids_as_dfe_gives_them():
+    """dfe's tokens are RVQ code ids (N, 36) int64: the Transformer embeds them with a learned table
+    (it raised 'expects tokens (N, L, dim)' in every fold of the matrix cell); an id above the
+    training set's largest shares the 'unseen' row; floats or negative ids in 2-D are refused."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 6)
+    X = rng.integers(0, 10, (18, 12)).astype(np.int64)
+    X[:, 3] = 20 + y  # the class is written in one position's id
+    m = Transformer(epochs=60, lr=3e-3, text_encoder="hash", seed=0).fit(X, y, 3, class_names=CDE_CLASSES)
+    assert m.vocab_ == 24 and isinstance(m.net_.embed, torch.nn.Embedding)
+    assert (m.predict_proba(X).argmax(1) == y).all()
+    unseen = X.copy()
+    unseen[:, 0] = 500
+    assert m.predict_proba(unseen).shape == (18, 3)
+    for bad, why in ((X.astype(np.float32), "integer token ids"), (X - 30, "minimum")):
+        with pytest.raises(ValueError, match=why):
+            Transformer(epochs=1, edclip=False).fit(bad, y, 3)
+
+
 def test_transformer_takes_flow_images_as_patch_tokens():
     """The D-FACE head on image-like inputs: 28x28 images become a 4x4 grid of 7x7 patch tokens
     (row-major, channels inside a token), and it learns a handful of them."""
