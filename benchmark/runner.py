@@ -99,20 +99,27 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
         return finalize_run(p, wall_s=time.perf_counter() - t0)
 
 
-def refinalize(run: Path) -> Path:
-    """Score a finished run's fold files again with the current code (metrics.json, predictions,
-    an oracle run's fixed-counterpart note), keeping its config.json and wall time: for runs
-    made before a field existed. The data must be the data the run was made on."""
+def _replan(run: Path, out: Path) -> tuple[dict, RunConfig, Plan]:
+    """A committed run's header, its config with run folders under ``out``, and its plan; an error
+    when the folder is not its config's run id or the data are not those it was made on."""
     from benchmark.config import resolve
 
-    run = Path(run)
     header = json.loads((run / "config.json").read_text())
-    cfg = resolve({**header["config"], "out": str(run.parent)})
+    cfg = resolve({**header["config"], "out": str(out)})
     if cfg.run_id() != run.name:
         raise ValueError(f"{run}: folder name is not the run id of its config ({cfg.run_id()})")
     p = plan(cfg)
     if data_fingerprint(p.report.files, p.sel.samples, p.sel.y) != header.get("data_fingerprint"):
         raise RuntimeError(f"{run}: the data under {cfg.data_root} are not those the run was made on")
+    return header, cfg, p
+
+
+def refinalize(run: Path) -> Path:
+    """Score a finished run's fold files again with the current code (metrics.json, predictions,
+    an oracle run's fixed-counterpart note), keeping its config.json and wall time: for runs
+    made before a field existed. The data must be the data the run was made on."""
+    run = Path(run)
+    header, cfg, p = _replan(run, run.parent)
     if not all(rundir.has_fold(run, seed, name) for name, seed in p.jobs()):
         raise RuntimeError(f"{run}: not finished (fold files missing); resume it with `benchmark run`")
     return finalize_run(p, wall_s=load_result(run).wall_s if (run / "metrics.json").exists() else 0.0)
@@ -131,17 +138,9 @@ def replay(run: Path, scratch: Path) -> Path:
     This is what paired comparisons need on a fresh machine."""
     import shutil
 
-    from benchmark.config import resolve
-
     run = Path(run)
-    header = json.loads((run / "config.json").read_text())
     committed = json.loads((run / "metrics.json").read_text())
-    cfg = resolve({**header["config"], "out": str(scratch)})
-    if cfg.run_id() != run.name:
-        raise ValueError(f"{run}: folder name is not the run id of its config ({cfg.run_id()})")
-    p = plan(cfg)
-    if data_fingerprint(p.report.files, p.sel.samples, p.sel.y) != header.get("data_fingerprint"):
-        raise RuntimeError(f"{run}: the data under {cfg.data_root} are not those the run was made on")
+    header, cfg, _ = _replan(run, Path(scratch))
     threads = (header.get("machine") or {}).get("torch_threads")
     if threads:  # summation order: the same thread count gives the same floats
         import torch
