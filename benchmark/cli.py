@@ -326,18 +326,20 @@ def cmd_refinalize(args) -> int:
 
 
 def cmd_replay(args) -> int:
+    import contextlib
     import tempfile
 
     from benchmark.runner import replay
 
     failed = 0
-    with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
+    scratch = contextlib.nullcontext(args.scratch) if args.scratch else tempfile.TemporaryDirectory(prefix="replay-")
+    with scratch as folder:
         for run in args.runs:
             if (Path(run) / "predictions.csv").exists():
                 print(f"has its predictions: {run}")
                 continue
             try:
-                print(f"restored {replay(Path(run), Path(args.scratch or tmp))}")
+                print(f"restored {replay(Path(run), Path(folder))}")
             except (RuntimeError, ValueError) as exc:
                 failed += 1
                 print(f"error: {exc}", file=sys.stderr)

@@ -27,7 +27,8 @@ PROTOCOL_TITLES = {"cde": "CDE (MEGC2019 composite, LOSO)", "loso": "Per-databas
                    "identity": "Identity probe"}
 PROBES = ("identity",)  # protocols whose score measures leakage, not recognition
 NO_PAIRED = ("per-sample predictions are not kept with committed runs (predictions.csv and folds/ restate the "
-             "licensed labels and are git-ignored), so `benchmark comparisons` pairs only runs whose predictions are on its machine; `benchmark replay RUN_DIR` restores them by retraining")
+             "licensed labels and are git-ignored), so `benchmark comparisons` pairs only runs whose predictions "
+             "are on its machine; `benchmark replay RUN_DIR` restores them by retraining")
 PUBLISHED_NOTE = ("Each fold's published checkpoint is scored on its test subject as released: nothing was "
                   "trained or selected here, so these rows measure the released weights, not this suite's training.")
 # Parameters shown in their own columns (or, for on_missing, by the data column's blank count) or not

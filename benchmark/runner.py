@@ -83,7 +83,7 @@ def finalize_run(p: Plan, wall_s: float) -> Path:
     return p.folder
 
 
-def execute(cfg: RunConfig, progress: bool = True) -> Path:
+def execute(cfg: RunConfig, progress: bool = True, planned: Plan | None = None) -> Path:
     """Run (or resume) ``cfg``: the four steps in this process; returns the run folder.
 
     Finished folds are read back from the run folder, so an interrupted run resumes where it
@@ -92,7 +92,7 @@ def execute(cfg: RunConfig, progress: bool = True) -> Path:
     count beyond floating-point noise.
     """
     t0 = time.perf_counter()
-    planned = plan(cfg)  # bad input fails here, before anything is written
+    planned = planned or plan(cfg)  # bad input fails here, before anything is written
     with rundir.run_lock(planned.folder):  # a second identical run is refused, not doubled
         p, _ = open_run(cfg, planned)
         run_listed_folds(p, p.jobs(), shared_features(p), progress=progress)
@@ -138,23 +138,26 @@ def replay(run: Path, scratch: Path) -> Path:
     This is what paired comparisons need on a fresh machine."""
     import shutil
 
+    import torch
+
     run = Path(run)
     committed = json.loads((run / "metrics.json").read_text())
-    header, cfg, _ = _replan(run, Path(scratch))
-    threads = (header.get("machine") or {}).get("torch_threads")
-    if threads:  # summation order: the same thread count gives the same floats
-        import torch
-
-        torch.set_num_threads(int(threads))
-    again = execute(cfg, progress=False)
+    header, cfg, p = _replan(run, Path(scratch))
+    before = torch.get_num_threads()
+    # summation order: the run's own thread count gives its floats
+    torch.set_num_threads(int((header.get("machine") or {}).get("torch_threads") or before))
+    try:
+        again = execute(cfg, progress=False, planned=p)
+    finally:
+        torch.set_num_threads(before)
     mine, theirs = _per_seed(json.loads((again / "metrics.json").read_text())), _per_seed(committed)
+    if len(mine) != len(theirs):
+        raise RuntimeError(f"{run}: replayed {len(mine)} seed(s), committed {len(theirs)}")
     for seed, a, b in zip(cfg.seeds, mine, theirs):
         for k in ("confusion", "n", "uf1", "uar"):
             if a[k] != b[k] and not (k in ("uf1", "uar") and abs(a[k] - b[k]) < 1e-12):
                 raise RuntimeError(f"{run}: seed {seed} replayed {k} {a[k]} != committed {b[k]}; "
                                    f"per-sample files not restored (code or data changed since {header.get('git_commit')})")
-    if len(mine) != len(theirs):
-        raise RuntimeError(f"{run}: replayed {len(mine)} seed(s), committed {len(theirs)}")
     shutil.copy2(again / "predictions.csv", run / "predictions.csv")
     shutil.rmtree(run / "folds", ignore_errors=True)
     shutil.copytree(again / "folds", run / "folds")

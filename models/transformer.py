@@ -195,9 +195,10 @@ class Transformer(TorchClassifier):
 
     Inputs: kind ``tokens``, float (N, L, code_dim) (``dface`` gives (N, 16, 32)), or integer
     token ids (N, L) embedded by a learned table (``dfe`` gives (N, 36): 9 frames x 4 RVQ stages;
-    ids above the training set's largest share one "unseen" row); or image-like kinds (``flow_image``, ``image``: (N, C, H, W), 0..255) cut into ``patch`` x
-    ``patch`` tokens (28x28 flow/strain images -> a 4x4 grid of 16 tokens, as many as D-FACE's),
-    so the D-FACE head can be compared with the other heads on the same flow.
+    ids above the training set's largest share one "unseen" row); or image-like kinds
+    (``flow_image``, ``image``: (N, C, H, W), 0..255) cut into ``patch`` x ``patch`` tokens
+    (28x28 flow/strain images -> a 4x4 grid of 16 tokens, as many as D-FACE's), so the D-FACE
+    head can be compared with the other heads on the same flow.
     ``classes``: comma-separated class names for EDCLIP's prompts; None infers them
     from the number of classes and the project's label sets (3 -> MEGC2019 3-class,
     5 -> CASME II 5-class, ...). ``text_encoder`` names the prompt-embedding source
@@ -278,7 +279,8 @@ class Transformer(TorchClassifier):
         self.edclip_classes_ = names
         return torch.as_tensor(emb, device=dev), torch.as_tensor(index, device=dev)
 
-    def build(self, in_shape: tuple[int, ...], n_classes: int, text_dim: int | None = None) -> nn.Module:
+    def build(self, in_shape: tuple[int, ...], n_classes: int, text_dim: int | None = None,
+              vocab: int | None = None) -> nn.Module:
         s = self._size()
         if len(in_shape) == 3:  # an image: patch tokens
             c, h, w = in_shape
@@ -290,10 +292,10 @@ class Transformer(TorchClassifier):
                             s["ff"], s["dropout"], self.pos, self.backbone, self.pool, grid=grid,
                             text_dim=text_dim, patch=self.patch)
         if len(in_shape) == 1:  # integer token ids
-            if not getattr(self, "vocab_", None):
+            if not vocab:
                 raise ValueError("transformer: 1-D samples must be non-negative integer token ids (N, L)")
             return TokenNet(0, in_shape[0], n_classes, s["width"], s["heads"], s["layers"], s["ff"], s["dropout"],
-                            self.pos, self.backbone, self.pool, text_dim=text_dim, vocab=self.vocab_)
+                            self.pos, self.backbone, self.pool, text_dim=text_dim, vocab=vocab)
         if len(in_shape) != 2:
             raise ValueError(f"transformer expects tokens (N, L, dim), token ids (N, L) or images (N, C, H, W), "
                              f"got samples of shape {in_shape}")
@@ -334,7 +336,8 @@ class Transformer(TorchClassifier):
         Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
         yt = torch.as_tensor(np.asarray(y), dtype=torch.long, device=dev)
         text = self._text(n_classes, dev, class_names)
-        net = self.build(tuple(Xt.shape[1:]), n_classes, None if text is None else text[0].shape[1]).to(dev)
+        net = self.build(tuple(Xt.shape[1:]), n_classes, None if text is None else text[0].shape[1],
+                         self.vocab_).to(dev)
         size = self._size()
         opt = self._optimizer(net.parameters(), lr=size["lr"])
         cls_loss, batch = self._loss(yt, n_classes), size["batch_size"]

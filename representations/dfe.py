@@ -382,11 +382,8 @@ class DFE(Representation):
         dim = self.n_components if self.source == "mesh" else int(self.state_.get("in_dim", 50))
         return dataclasses.replace(cfg, in_dim=dim)
 
+    @one_thread()
     def _fit_arrays(self, raw: list, cfg: NetConfig) -> tuple[dict, dict]:
-        with one_thread():
-            return self._fit_arrays_now(raw, cfg)
-
-    def _fit_arrays_now(self, raw: list, cfg: NetConfig) -> tuple[dict, dict]:
         import dataclasses
 
         from sklearn.decomposition import PCA
